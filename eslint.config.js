@@ -1,0 +1,54 @@
+// @ts-check
+import js from "@eslint/js";
+import tseslint from "typescript-eslint";
+
+export default tseslint.config(
+  { ignores: ["**/node_modules/**", "**/dist/**", "**/.flexmoe/**", "test-results/**", "playwright-report/**", "docs/**"] },
+  js.configs.recommended,
+  ...tseslint.configs.recommended,
+  {
+    files: ["**/*.ts"],
+    rules: {
+      "@typescript-eslint/consistent-type-imports": "error",
+      "@typescript-eslint/no-unused-vars": ["error", { argsIgnorePattern: "^_", varsIgnorePattern: "^_" }],
+    },
+  },
+  {
+    // The core and the model run in browsers and in Node alike: no platform imports, no console.
+    files: ["packages/**/*.ts"],
+    ignores: ["packages/**/*.test.ts"],
+    rules: {
+      "no-console": "error",
+      "no-restricted-imports": [
+        "error",
+        {
+          patterns: [
+            { group: ["node:*", "fs", "path", "os", "crypto", "http", "https"], message: "packages/* must stay platform-neutral" },
+            { group: ["socket.io", "socket.io-client", "express", "pino"], message: "transport and logging belong to the apps" },
+          ],
+        },
+      ],
+    },
+  },
+  {
+    files: ["packages/core/**/*.ts"],
+    ignores: ["packages/core/**/*.test.ts"],
+    rules: {
+      "no-restricted-imports": [
+        "error",
+        {
+          patterns: [
+            { group: ["node:*", "fs", "path", "os", "crypto", "http", "https"], message: "core must stay platform-neutral" },
+            { group: ["socket.io", "socket.io-client", "express", "pino"], message: "transport and logging belong to the apps" },
+            { group: ["@tensorflow/*"], message: "core works on typed arrays; TensorFlow.js lives in @flexmoe/model" },
+          ],
+        },
+      ],
+    },
+  },
+  {
+    files: ["apps/coordinator/src/**/*.ts"],
+    ignores: ["apps/coordinator/src/main.ts", "apps/coordinator/src/cli.ts", "apps/coordinator/src/commands/**", "**/*.test.ts"],
+    rules: { "no-console": "error" },
+  },
+);

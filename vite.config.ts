@@ -1,0 +1,26 @@
+import { defineConfig } from "vitest/config";
+
+// One config for the web client build (Vite) and the unit/integration tests (Vitest).
+export default defineConfig({
+  root: "apps/web-client",
+  publicDir: false,
+  build: {
+    outDir: "dist",
+    emptyOutDir: true,
+    target: "es2022",
+    chunkSizeWarningLimit: 4096,
+  },
+  server: {
+    proxy: {
+      "/socket.io": { target: "http://localhost:3000", ws: true },
+      "/api": "http://localhost:3000",
+    },
+  },
+  test: {
+    root: ".",
+    include: ["packages/**/src/**/*.test.ts", "apps/**/src/**/*.test.ts"],
+    testTimeout: 60_000,
+    hookTimeout: 60_000,
+    pool: "forks",
+  },
+});
