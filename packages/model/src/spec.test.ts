@@ -1,0 +1,99 @@
+import { describe, expect, it } from "vitest";
+import { createRng } from "@flexmoe/core";
+import {
+  backboneManifest,
+  checkTensors,
+  countParams,
+  expertManifest,
+  gateManifest,
+  initBackbone,
+  initExpert,
+  initGate,
+  modelSpec,
+} from "./spec.ts";
+
+describe("modelSpec", () => {
+  it("has the documented defaults and validates its inputs", () => {
+    expect(modelSpec("cnn", 4)).toEqual({
+      preset: "cnn",
+      experts: 4,
+      numClasses: 10,
+      inputShape: [28, 28, 1],
+      featureDim: 64,
+      expertHidden: 32,
+    });
+    expect(() => modelSpec("dense", 0)).toThrow(/experts/);
+    expect(() => modelSpec("dense", 2, 1)).toThrow(/numClasses/);
+    expect(() => modelSpec("cnn", 2, 10, { inputShape: [3, 3, 1] })).toThrow(/too small/);
+  });
+});
+
+describe.each(["cnn", "dense"] as const)("manifests and init (%s)", (preset) => {
+  const spec = modelSpec(preset, 4);
+
+  it("init tensors match the manifests", () => {
+    const rng = createRng(1);
+    checkTensors(backboneManifest(spec), initBackbone(spec, rng), "backbone");
+    checkTensors(gateManifest(spec), initGate(spec, rng), "gate");
+    for (let e = 0; e < spec.experts; e++) {
+      const t = initExpert(spec, e, rng);
+      checkTensors(expertManifest(spec, e), t, `expert ${e}`);
+      expect(t.every((x) => x.name.startsWith(`expert/${e}/`))).toBe(true);
+    }
+  });
+
+  it("names are unique and follow the scheme", () => {
+    const names = [
+      ...backboneManifest(spec),
+      ...gateManifest(spec),
+      ...Array.from({ length: 4 }, (_, e) => expertManifest(spec, e)).flat(),
+    ].map((m) => m.name);
+    expect(new Set(names).size).toBe(names.length);
+    expect(names.every((n) => /^(backbone|gate|expert\/\d+)\//.test(n))).toBe(true);
+    expect(gateManifest(spec)).toEqual([
+      { name: "gate/kernel", shape: [64, 4] },
+      { name: "gate/bias", shape: [4] },
+    ]);
+    expect(() => expertManifest(spec, 4)).toThrow(RangeError);
+  });
+
+  it("init is reproducible from the seed, glorot-bounded, zero biases", () => {
+    const a = initBackbone(spec, createRng(7));
+    const b = initBackbone(spec, createRng(7));
+    const c = initBackbone(spec, createRng(8));
+    expect(a).toEqual(b);
+    expect(a[0]?.data).not.toEqual(c[0]?.data);
+    for (const t of a) {
+      if (t.shape.length === 1) expect(t.data.every((v) => v === 0)).toBe(true);
+      else {
+        const receptive = t.shape.slice(0, -2).reduce((x, y) => x * y, 1);
+        const limit = Math.sqrt(6 / (receptive * ((t.shape.at(-2) ?? 0) + (t.shape.at(-1) ?? 0))));
+        expect(t.data.every((v) => Math.abs(v) <= limit)).toBe(true);
+        expect(t.data.some((v) => v !== 0)).toBe(true);
+      }
+    }
+  });
+
+  it("countParams sums the manifest", () => {
+    const n = countParams(backboneManifest(spec));
+    expect(n).toBe(initBackbone(spec, createRng(1)).reduce((s, t) => s + t.data.length, 0));
+    expect(countParams(expertManifest(spec, 0))).toBe(64 * 32 + 32 + 32 * 10 + 10);
+    expect(countParams(gateManifest(spec))).toBe(64 * 4 + 4);
+  });
+});
+
+describe("checkTensors", () => {
+  const spec = modelSpec("dense", 2);
+  const ok = () => initGate(spec, createRng(3));
+  it("names the offending tensor", () => {
+    const wrongShape = ok();
+    wrongShape[0] = { name: "gate/kernel", shape: [64, 3], data: new Float32Array(192) };
+    expect(() => checkTensors(gateManifest(spec), wrongShape, "gate")).toThrow(/"gate\/kernel".*shape \[64,3\]/);
+    expect(() => checkTensors(gateManifest(spec), ok().slice(1), "gate")).toThrow(/"gate\/kernel" is missing/);
+    const extra = [...ok(), { name: "gate/extra", shape: [1], data: new Float32Array(1) }];
+    expect(() => checkTensors(gateManifest(spec), extra, "gate")).toThrow(/unexpected tensor "gate\/extra"/);
+    const shortData = ok();
+    shortData[1] = { name: "gate/bias", shape: [2], data: new Float32Array(1) };
+    expect(() => checkTensors(gateManifest(spec), shortData, "gate")).toThrow(/"gate\/bias" has 1 values/);
+  });
+});

@@ -1,0 +1,175 @@
+/**
+ * Model shapes, tensor manifests and seeded initial weights, in plain TypeScript.
+ * Deliberately free of TensorFlow.js: the coordinator builds manifests and the initial
+ * global model from this file alone.
+ */
+import type { NamedTensor, Rng, TensorManifest } from "@flexmoe/core";
+
+export type Preset = "cnn" | "dense";
+
+export interface ModelSpec {
+  preset: Preset;
+  /** E: number of experts in the global model. */
+  experts: number;
+  numClasses: number;
+  /** Per-sample shape [height, width, channels]. */
+  inputShape: [number, number, number];
+  /** Width of the backbone's output h = psi(x), the input of the gate and of every expert. */
+  featureDim: number;
+  /** Hidden width of each expert's 2-layer MLP head. */
+  expertHidden: number;
+}
+
+/** Optional overrides of the default sizes (e.g. a 32x32x3 input). */
+export interface ModelSpecOverrides {
+  inputShape?: [number, number, number];
+  featureDim?: number;
+  expertHidden?: number;
+}
+
+/** Fixed inner widths of the presets; the spec only exposes what crosses the backbone/expert boundary. */
+export const CNN_CHANNELS = [8, 16] as const;
+export const DENSE_HIDDEN = 128;
+
+const isPosInt = (v: number): boolean => Number.isInteger(v) && v > 0;
+
+export function modelSpec(preset: Preset, experts: number, numClasses = 10, overrides: ModelSpecOverrides = {}): ModelSpec {
+  const spec: ModelSpec = {
+    preset,
+    experts,
+    numClasses,
+    inputShape: overrides.inputShape ?? [28, 28, 1],
+    featureDim: overrides.featureDim ?? 64,
+    expertHidden: overrides.expertHidden ?? 32,
+  };
+  validateSpec(spec);
+  return spec;
+}
+
+/** Throws a RangeError describing the first invalid field. */
+export function validateSpec(spec: ModelSpec): void {
+  if (spec.preset !== "cnn" && spec.preset !== "dense") throw new RangeError(`unknown preset '${String(spec.preset)}'`);
+  if (!isPosInt(spec.experts)) throw new RangeError(`experts must be a positive integer, got ${spec.experts}`);
+  if (!isPosInt(spec.numClasses) || spec.numClasses < 2) throw new RangeError(`numClasses must be an integer >= 2, got ${spec.numClasses}`);
+  if (spec.inputShape.length !== 3 || !spec.inputShape.every(isPosInt))
+    throw new RangeError(`inputShape must be 3 positive integers, got [${spec.inputShape.join(",")}]`);
+  if (!isPosInt(spec.featureDim)) throw new RangeError(`featureDim must be a positive integer, got ${spec.featureDim}`);
+  if (!isPosInt(spec.expertHidden)) throw new RangeError(`expertHidden must be a positive integer, got ${spec.expertHidden}`);
+  if (spec.preset === "cnn" && cnnFlatDim(spec) === 0)
+    throw new RangeError(`inputShape [${spec.inputShape.join(",")}] is too small for two 2x2 poolings`);
+}
+
+/** Pixels per sample (784 for MNIST). */
+export function inputSize(spec: ModelSpec): number {
+  const [h, w, c] = spec.inputShape;
+  return h * w * c;
+}
+
+/** Flattened size after conv-pool-conv-pool ('same' convs, 2x2 'valid' pools). */
+export function cnnFlatDim(spec: ModelSpec): number {
+  const [h, w] = spec.inputShape;
+  return Math.floor(Math.floor(h / 2) / 2) * Math.floor(Math.floor(w / 2) / 2) * CNN_CHANNELS[1];
+}
+
+type Entry = { name: string; shape: number[] };
+
+export function backboneManifest(spec: ModelSpec): TensorManifest {
+  if (spec.preset === "cnn") {
+    const inC = spec.inputShape[2];
+    const [c1, c2] = CNN_CHANNELS;
+    return [
+      { name: "backbone/conv1/kernel", shape: [3, 3, inC, c1] },
+      { name: "backbone/conv1/bias", shape: [c1] },
+      { name: "backbone/conv2/kernel", shape: [3, 3, c1, c2] },
+      { name: "backbone/conv2/bias", shape: [c2] },
+      { name: "backbone/dense/kernel", shape: [cnnFlatDim(spec), spec.featureDim] },
+      { name: "backbone/dense/bias", shape: [spec.featureDim] },
+    ] satisfies Entry[];
+  }
+  return [
+    { name: "backbone/dense1/kernel", shape: [inputSize(spec), DENSE_HIDDEN] },
+    { name: "backbone/dense1/bias", shape: [DENSE_HIDDEN] },
+    { name: "backbone/dense2/kernel", shape: [DENSE_HIDDEN, spec.featureDim] },
+    { name: "backbone/dense2/bias", shape: [spec.featureDim] },
+  ] satisfies Entry[];
+}
+
+/** The prefix every tensor of expert e carries, e.g. "expert/3/". */
+export const expertPrefix = (e: number): string => `expert/${e}/`;
+
+export function expertManifest(spec: ModelSpec, e: number): TensorManifest {
+  if (!Number.isInteger(e) || e < 0 || e >= spec.experts) throw new RangeError(`expert id ${e} is outside [0, ${spec.experts})`);
+  const p = expertPrefix(e);
+  return [
+    { name: `${p}dense1/kernel`, shape: [spec.featureDim, spec.expertHidden] },
+    { name: `${p}dense1/bias`, shape: [spec.expertHidden] },
+    { name: `${p}dense2/kernel`, shape: [spec.expertHidden, spec.numClasses] },
+    { name: `${p}dense2/bias`, shape: [spec.numClasses] },
+  ] satisfies Entry[];
+}
+
+export function gateManifest(spec: ModelSpec): TensorManifest {
+  return [
+    { name: "gate/kernel", shape: [spec.featureDim, spec.experts] },
+    { name: "gate/bias", shape: [spec.experts] },
+  ] satisfies Entry[];
+}
+
+const sizeOf = (shape: readonly number[]): number => shape.reduce((a, b) => a * b, 1);
+
+export function countParams(manifest: TensorManifest): number {
+  return manifest.reduce((sum, t) => sum + sizeOf(t.shape), 0);
+}
+
+/**
+ * Glorot-uniform for kernels (fans as Keras computes them: conv fans include the receptive
+ * field), zeros for biases. Tensors are drawn in manifest order, so the seed fixes every value.
+ */
+function initFromManifest(manifest: TensorManifest, rng: Rng): NamedTensor[] {
+  return manifest.map(({ name, shape }) => {
+    const data = new Float32Array(sizeOf(shape));
+    if (shape.length >= 2) {
+      const receptive = sizeOf(shape.slice(0, -2));
+      const fanIn = receptive * (shape[shape.length - 2] ?? 1);
+      const fanOut = receptive * (shape[shape.length - 1] ?? 1);
+      const limit = Math.sqrt(6 / (fanIn + fanOut));
+      for (let i = 0; i < data.length; i++) data[i] = (2 * rng.next() - 1) * limit;
+    }
+    return { name, shape: [...shape], data };
+  });
+}
+
+export function initBackbone(spec: ModelSpec, rng: Rng): NamedTensor[] {
+  return initFromManifest(backboneManifest(spec), rng);
+}
+
+export function initExpert(spec: ModelSpec, e: number, rng: Rng): NamedTensor[] {
+  return initFromManifest(expertManifest(spec, e), rng);
+}
+
+export function initGate(spec: ModelSpec, rng: Rng): NamedTensor[] {
+  return initFromManifest(gateManifest(spec), rng);
+}
+
+/**
+ * Checks tensors against a manifest: same set of names, same shapes, data of the right length.
+ * Throws an Error naming the offending tensor. Order does not matter.
+ */
+export function checkTensors(manifest: TensorManifest, tensors: readonly NamedTensor[], what: string): void {
+  const byName = new Map<string, NamedTensor>();
+  for (const t of tensors) {
+    if (byName.has(t.name)) throw new Error(`${what}: tensor "${t.name}" appears twice`);
+    byName.set(t.name, t);
+  }
+  for (const m of manifest) {
+    const t = byName.get(m.name);
+    if (t === undefined) throw new Error(`${what}: tensor "${m.name}" is missing`);
+    const same = t.shape.length === m.shape.length && t.shape.every((d, i) => d === m.shape[i]);
+    if (!same) throw new Error(`${what}: tensor "${m.name}" has shape [${t.shape.join(",")}], expected [${m.shape.join(",")}]`);
+    if (!(t.data instanceof Float32Array) || t.data.length !== sizeOf(m.shape))
+      throw new Error(`${what}: tensor "${m.name}" has ${t.data?.length ?? 0} values, expected ${sizeOf(m.shape)}`);
+    byName.delete(m.name);
+  }
+  const extra = byName.keys().next();
+  if (!extra.done) throw new Error(`${what}: unexpected tensor "${extra.value}"`);
+}
