@@ -1,11 +1,20 @@
 // @ts-check
 import js from "@eslint/js";
 import tseslint from "typescript-eslint";
+import globals from "globals";
 
 export default tseslint.config(
   { ignores: ["**/node_modules/**", "**/dist/**", "**/.flexmoe/**", "test-results/**", "playwright-report/**", "docs/**"] },
   js.configs.recommended,
   ...tseslint.configs.recommended,
+  {
+    files: ["**/*.mjs", "**/*.js", "e2e/**/*.ts", "apps/coordinator/**/*.ts"],
+    languageOptions: { globals: { ...globals.node } },
+  },
+  {
+    files: ["apps/web-client/**/*.ts"],
+    languageOptions: { globals: { ...globals.browser } },
+  },
   {
     files: ["**/*.ts"],
     rules: {

@@ -52,12 +52,41 @@ export function weightedAverageInto(out: Float32Array, inputs: readonly Float32A
   }
   const n = inputs.length;
   const norm = Float64Array.from(weights, (w) => w / total);
-  // Element-outer loop: every input is read at j before out[j] is written, so aliasing is safe.
-  for (let j = 0; j < out.length; j++) {
-    let acc = 0;
-    for (let i = 0; i < n; i++) acc += (norm[i] as number) * ((inputs[i] as Float32Array)[j] as number);
-    out[j] = acc;
+  if (inputs.some((x) => x.buffer === out.buffer)) {
+    // out aliases an input: element-outer, so every input is read at j before out[j] is written.
+    for (let j = 0; j < out.length; j++) {
+      let acc = 0;
+      for (let i = 0; i < n; i++) acc += (norm[i] as number) * ((inputs[i] as Float32Array)[j] as number);
+      out[j] = acc;
+    }
+    return;
   }
+  // Input-outer: each update is streamed once, front to back (memory-bound, cache friendly).
+  out.fill(0);
+  accumulate(out, norm, inputs);
+}
+
+/** out += a * x, the one hot loop of aggregation. */
+function axpy(out: Float32Array, a: number, x: Float32Array): void {
+  const len = out.length;
+  for (let j = 0; j < len; j++) out[j] = (out[j] as number) + a * (x[j] as number);
+}
+
+/**
+ * out += sum_i a[i] * xs[i], four inputs per pass so `out` is read and written once per four
+ * updates instead of once per update: the loop is memory-bound, so this is most of its cost.
+ */
+function accumulate(out: Float32Array, a: ArrayLike<number>, xs: readonly Float32Array[]): void {
+  const len = out.length;
+  let i = 0;
+  for (; i + 4 <= xs.length; i += 4) {
+    const x0 = xs[i] as Float32Array, x1 = xs[i + 1] as Float32Array, x2 = xs[i + 2] as Float32Array, x3 = xs[i + 3] as Float32Array;
+    const a0 = a[i] as number, a1 = a[i + 1] as number, a2 = a[i + 2] as number, a3 = a[i + 3] as number;
+    for (let j = 0; j < len; j++) {
+      out[j] = (out[j] as number) + a0 * (x0[j] as number) + a1 * (x1[j] as number) + a2 * (x2[j] as number) + a3 * (x3[j] as number);
+    }
+  }
+  for (; i < xs.length; i++) axpy(out, a[i] as number, xs[i] as Float32Array);
 }
 
 /**
@@ -102,6 +131,7 @@ export function aggregateTensors(
   const total = active.reduce((s, u) => s + u.weight, 0);
   // Normalized weight times clip scale: the weighted mean is g + sum_i ws[i] (x_i - g).
   const ws = Float64Array.from(active, (u, i) => (u.weight / total) * (scale[i] as number));
+  const wsTotal = ws.reduce((a, b) => a + b, 0);
   const k = trim === undefined || n <= 2 ? 0 : Math.min(Math.floor(trim * n), Math.floor((n - 1) / 2));
   const scratch = new Float64Array(n);
 
@@ -109,13 +139,15 @@ export function aggregateTensors(
     const gd = g.data;
     const xs = active.map((u) => (u.tensors[t] as NamedTensor).data);
     const out = new Float32Array(gd.length);
+    if (k === 0) {
+      // g + sum_i ws_i (x_i - g) = (1 - sum ws) g + sum_i ws_i x_i: stream each update once.
+      axpy(out, 1 - wsTotal, gd);
+      accumulate(out, ws, xs);
+      return { name: g.name, shape: [...g.shape], data: out };
+    }
     for (let j = 0; j < gd.length; j++) {
       const gj = gd[j] as number;
-      if (k === 0) {
-        let acc = 0;
-        for (let i = 0; i < n; i++) acc += (ws[i] as number) * (((xs[i] as Float32Array)[j] as number) - gj);
-        out[j] = gj + acc;
-      } else {
+      {
         for (let i = 0; i < n; i++) scratch[i] = gj + (scale[i] as number) * (((xs[i] as Float32Array)[j] as number) - gj);
         sortSmall(scratch);
         let acc = 0;

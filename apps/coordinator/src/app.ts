@@ -1,0 +1,158 @@
+/**
+ * `createApp(deps)`: Express for the page and the JSON API, Socket.IO for the protocol.
+ * Only main/serve read the environment; everything here comes in through deps.
+ */
+import { existsSync } from "node:fs";
+import { createServer, type Server as HttpServer } from "node:http";
+import type { AddressInfo } from "node:net";
+import path from "node:path";
+import express from "express";
+import { Server } from "socket.io";
+import type { ClientToServerEvents, Rng, ServerToClientEvents, SocketData } from "@flexmoe/core";
+import { backboneManifest, countParams, expertManifest, modelSpec } from "@flexmoe/model/spec";
+import type { Clock } from "./clock.ts";
+import type { ResolvedConfig } from "./config.ts";
+import type { ShardStore } from "./data/shards.ts";
+import { Federation, type FederationState, type RoundRecord } from "./federation.ts";
+import { createClientHandlers, type FlexSocket } from "./handlers/client.handlers.ts";
+import type { Logger } from "./logger.ts";
+
+export interface AppDeps {
+  config: ResolvedConfig;
+  clock: Clock;
+  logger: Logger;
+  rng: Rng;
+  shards: ShardStore;
+  newToken: () => string;
+  /** Built web client (index.html + assets); served when it exists. */
+  webRoot?: string;
+  initial?: FederationState;
+  onRoundClosed?: (record: RoundRecord, state: FederationState) => void;
+}
+
+export interface App {
+  http: HttpServer;
+  io: Server<ClientToServerEvents, ServerToClientEvents, Record<string, never>, SocketData>;
+  federation: Federation;
+  listen(port: number, host?: string): Promise<number>;
+  close(): Promise<void>;
+}
+
+export function createApp(deps: AppDeps): App {
+  const log = deps.logger;
+  const web = express();
+  const http = createServer(web);
+  // Weight frames are binary: allow one full model in float32 plus headroom, nothing more.
+  const io = new Server<ClientToServerEvents, ServerToClientEvents, Record<string, never>, SocketData>(http, {
+    maxHttpBufferSize: maxFrameBytes(deps.config.preset, deps.config.experts),
+    serveClient: false,
+  });
+
+  const federation: Federation = new Federation({
+    config: deps.config,
+    clock: deps.clock,
+    logger: log,
+    rng: deps.rng,
+    newToken: deps.newToken,
+    shardUrl: (token) => `/api/shard/${token}`,
+    send: (clientId, start) => {
+      for (const s of io.of("/").sockets.values()) if (s.data.clientId === clientId) s.emit("round:started", start);
+    },
+    broadcast: (summary) => io.emit("round:closed", summary),
+    ...(deps.initial ? { initial: deps.initial } : {}),
+    ...(deps.onRoundClosed ? { onRoundClosed: deps.onRoundClosed } : {}),
+  });
+
+  io.on("connection", (socket: FlexSocket) => {
+    const h = createClientHandlers({ federation, socket, log: log.child({ socket: socket.id }) });
+    socket.on("client:join", h.join);
+    socket.on("client:ready", h.ready);
+    socket.on("update:submit", h.submit);
+    socket.on("disconnect", h.disconnect);
+    socket.on("error", (err) => log.warn({ err, socket: socket.id }, "socket error"));
+  });
+  io.engine.on("connection_error", (err: { code: number; message: string }) =>
+    log.warn({ code: err.code, msg: err.message }, "engine connection error"),
+  );
+
+  web.get("/api/status", (_req, res) => {
+    res.json(statusOf(federation));
+  });
+  web.get("/api/shard/:token", (req, res) => {
+    const shard = federation.shardOf(req.params.token);
+    if (shard === undefined) {
+      res.status(404).json({ error: { code: "UNKNOWN_TOKEN", message: "unknown token" } });
+      return;
+    }
+    res.type("application/octet-stream").send(Buffer.from(deps.shards.bytes(shard)));
+  });
+  if (deps.webRoot && existsSync(path.join(deps.webRoot, "index.html"))) {
+    const root = deps.webRoot;
+    web.use(express.static(root, { index: "index.html" }));
+  } else {
+    web.get("/", (_req, res) => {
+      res.type("text/plain").send("FLEX-MoE coordinator is running, but the web client is not built: run `npm run build`.\n");
+    });
+  }
+
+  return {
+    http,
+    io,
+    federation,
+    listen: (port, host) =>
+      new Promise((resolve, reject) => {
+        http.once("error", reject);
+        http.listen(port, host, () => resolve((http.address() as AddressInfo).port));
+      }),
+    close: async () => {
+      federation.close();
+      await io.close();
+      if (http.listening) await new Promise<void>((r) => http.close(() => r()));
+    },
+  };
+}
+
+/** One full model in float32 plus 25% and 1 MiB of headroom for the frame header and metadata. */
+export function maxFrameBytes(preset: "cnn" | "dense", experts: number): number {
+  const spec = modelSpec(preset, experts);
+  let params = countParams(backboneManifest(spec));
+  for (let e = 0; e < experts; e++) params += countParams(expertManifest(spec, e));
+  return Math.ceil(params * 4 * 1.25) + (1 << 20);
+}
+
+export function statusOf(f: Federation) {
+  const s = f.snapshot;
+  return {
+    runId: s.runId,
+    round: s.round,
+    currentRound: f.currentRound,
+    phase: f.phase,
+    experts: f.spec.experts,
+    clients: f.clientList().map((c) => ({
+      id: c.id,
+      label: c.label ?? null,
+      backend: c.backend,
+      capacity: c.capacity,
+      experts: c.experts,
+      online: c.online,
+      ready: c.ready,
+      lastRound: c.lastRound,
+      accuracy: c.accuracy,
+    })),
+    deficit: s.deficit,
+    history: s.history.map((h) => ({
+      round: h.round,
+      participants: h.participants,
+      accuracy: h.accuracy,
+      loss: h.loss,
+      load: h.load,
+      cv: h.cv,
+      routed: h.routed,
+      cvRouted: h.cvRouted,
+      cvRoutedCumulative: h.cvRoutedCumulative,
+      starved: h.starved,
+      reason: h.reason,
+      assigned: h.assigned,
+    })),
+  };
+}

@@ -1,0 +1,43 @@
+/**
+ * `flexmoe <command>`: the single command-line entry point.
+ * Each command lives in ./commands/<name>.ts and returns an exit code.
+ */
+const USAGE = `usage: flexmoe <command> [options]
+
+commands:
+  assign [file]     solve one expert assignment (JSON on stdin or in file)
+  serve             run the coordinator (web client, API, Socket.IO)
+  experiment        simulate the paper's comparisons in Node
+  bench             benchmarks (ratios measured in one run)
+`;
+
+export async function main(argv: string[]): Promise<number> {
+  const [command, ...rest] = argv;
+  switch (command) {
+    case "assign": {
+      const { runAssign } = await import("./commands/assign.ts");
+      return runAssign(rest);
+    }
+    case "serve": {
+      const { runServe } = await import("./commands/serve.ts");
+      return runServe(rest);
+    }
+    case "experiment": {
+      const { runExperiment } = await import("./commands/experiment.ts");
+      return runExperiment(rest);
+    }
+    case "bench": {
+      const { runBench } = await import("./commands/bench.ts");
+      return runBench(rest);
+    }
+    case undefined:
+    case "help":
+    case "--help":
+    case "-h":
+      console.log(USAGE);
+      return command === undefined ? 1 : 0;
+    default:
+      console.error(`flexmoe: unknown command '${command}'\n${USAGE}`);
+      return 1;
+  }
+}

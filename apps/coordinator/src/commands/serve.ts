@@ -1,0 +1,172 @@
+/**
+ * `flexmoe serve`: the coordinator process. This is the one place that reads flags, ports
+ * and the network, builds the real dependencies and hands them to createApp.
+ */
+import { randomBytes } from "node:crypto";
+import { networkInterfaces } from "node:os";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+import { parseArgs } from "node:util";
+import { createRng, type StrategyName } from "@flexmoe/core";
+import { pino } from "pino";
+import qrcode from "qrcode-terminal";
+import { createApp } from "../app.ts";
+import { systemClock } from "../clock.ts";
+import { resolveConfig, type CoordinatorConfig } from "../config.ts";
+import { loadMnist } from "../data/mnist.ts";
+import { ShardStore } from "../data/shards.ts";
+
+const HELP = `usage: flexmoe serve [options]
+  --port <n>              port (default 3000; 0 = any free port)
+  --host [addr]           listen on all interfaces (or addr); default: all interfaces
+  --experts <n>           number of experts E (default 8)
+  --min-clients <n>       ready clients needed to start a round (default 2)
+  --rounds <n>            stop after n rounds, 0 = unbounded (default 0)
+  --round-timeout <s>     seconds before a round closes without stragglers (default 120)
+  --gather-ms <ms>        wait for more clients once min-clients are ready (default 1500)
+  --strategy <s>          flex | greedy | random | roundrobin (default flex)
+  --fitness <f>           acc | loss (default acc)
+  --dataset <d>           mnist (default mnist)
+  --partition <p>         iid | dirichlet:0.8 | classes:4 (default dirichlet:0.8)
+  --shards <n>            data shards dealt to joining clients (default 16)
+  --max-samples <n>       cap samples per client shard, 0 = none (default 0)
+  --max-capacity <n>      cap on a client's declared capacity (default E)
+  --epochs <n>            local epochs per round (default 1)
+  --batch-size <n>        (default 32)
+  --lr <x>                learning rate (default 0.001)
+  --preset <p>            cnn | dense (default cnn)
+  --wire <dtype>          float32 | float16 (default float32)
+  --seed <n>              (default 1)
+  --data-dir <dir>        where state is kept (default ./.flexmoe)
+  --log-level <l>         pino level (default info)
+`;
+
+export async function runServe(argv: string[]): Promise<number> {
+  let values;
+  try {
+    ({ values } = parseArgs({
+      args: argv,
+      options: {
+        port: { type: "string", default: "3000" },
+        host: { type: "string" },
+        experts: { type: "string" },
+        "min-clients": { type: "string" },
+        rounds: { type: "string" },
+        "round-timeout": { type: "string" },
+        "gather-ms": { type: "string" },
+        strategy: { type: "string" },
+        fitness: { type: "string" },
+        dataset: { type: "string" },
+        partition: { type: "string" },
+        shards: { type: "string" },
+        "max-samples": { type: "string" },
+        "max-capacity": { type: "string" },
+        epochs: { type: "string" },
+        "batch-size": { type: "string" },
+        lr: { type: "string" },
+        preset: { type: "string" },
+        wire: { type: "string" },
+        seed: { type: "string" },
+        "data-dir": { type: "string", default: ".flexmoe" },
+        "log-level": { type: "string", default: "info" },
+        help: { type: "boolean", short: "h" },
+      },
+      strict: true,
+    }));
+  } catch (e) {
+    console.error(`flexmoe serve: ${(e as Error).message}\n${HELP}`);
+    return 2;
+  }
+  if (values.help) {
+    console.log(HELP);
+    return 0;
+  }
+  const n = (v: string | undefined): number | undefined => (v === undefined ? undefined : Number(v));
+  const userConfig: CoordinatorConfig = {
+    ...(values.experts !== undefined && { experts: n(values.experts)! }),
+    ...(values["min-clients"] !== undefined && { minClients: n(values["min-clients"])! }),
+    ...(values.rounds !== undefined && { rounds: n(values.rounds)! }),
+    ...(values["round-timeout"] !== undefined && { roundTimeoutSec: n(values["round-timeout"])! }),
+    ...(values["gather-ms"] !== undefined && { gatherMs: n(values["gather-ms"])! }),
+    ...(values.strategy !== undefined && { strategy: values.strategy as StrategyName }),
+    ...(values.fitness !== undefined && { fitness: values.fitness === "loss" ? "loss" : "acc" }),
+    ...(values.partition !== undefined && { partition: values.partition }),
+    ...(values.shards !== undefined && { shards: n(values.shards)! }),
+    ...(values["max-samples"] !== undefined && { maxSamplesPerClient: n(values["max-samples"])! }),
+    ...(values["max-capacity"] !== undefined && { maxCapacity: n(values["max-capacity"])! }),
+    ...(values.preset !== undefined && { preset: values.preset === "dense" ? "dense" : "cnn" }),
+    ...(values.wire !== undefined && { wireDType: values.wire === "float16" ? "float16" : "float32" }),
+    ...(values.seed !== undefined && { seed: n(values.seed)! }),
+    training: {
+      ...(values.epochs !== undefined && { epochs: n(values.epochs)! }),
+      ...(values["batch-size"] !== undefined && { batchSize: n(values["batch-size"])! }),
+      ...(values.lr !== undefined && { learningRate: n(values.lr)! }),
+    },
+  };
+  if (values.dataset !== undefined && values.dataset !== "mnist") {
+    console.error(`flexmoe serve: dataset '${values.dataset}' is not served yet (only mnist)`);
+    return 2;
+  }
+  if (values.fitness !== undefined && values.fitness !== "acc" && values.fitness !== "loss") {
+    console.error(`flexmoe serve: --fitness must be acc or loss`);
+    return 2;
+  }
+  let config;
+  try {
+    config = resolveConfig(userConfig);
+  } catch (e) {
+    console.error(`flexmoe serve: ${(e as Error).message}`);
+    return 2;
+  }
+  const port = Number(values.port);
+  const logger = pino({ level: values["log-level"] });
+  const rng = createRng(config.seed);
+  const data = loadMnist();
+  const shards = new ShardStore(
+    data,
+    { shards: config.shards, partition: config.partition, testFraction: config.testFraction, maxSamples: config.maxSamplesPerClient },
+    rng.fork(),
+  );
+  const webRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../../../web-client/dist");
+  const app = createApp({
+    config,
+    clock: systemClock,
+    logger,
+    rng,
+    shards,
+    newToken: () => randomBytes(18).toString("base64url"),
+    webRoot,
+  });
+  const bound = await app.listen(port, values.host);
+  printJoinInfo(bound, values.host);
+  logger.info({ port: bound, strategy: config.strategy, experts: config.experts, partition: config.partitionLabel }, "coordinator ready");
+
+  await new Promise<void>((resolve) => {
+    const stop = () => resolve();
+    process.once("SIGINT", stop);
+    process.once("SIGTERM", stop);
+  });
+  await app.close();
+  return 0;
+}
+
+function lanAddresses(): string[] {
+  const out: string[] = [];
+  for (const list of Object.values(networkInterfaces())) {
+    for (const a of list ?? []) if (a.family === "IPv4" && !a.internal) out.push(a.address);
+  }
+  return out;
+}
+
+function printJoinInfo(port: number, host: string | undefined): void {
+  // Bound to one address: that is the only one that works. Bound to all: every LAN address does.
+  const all = host === undefined || host === "" || host === "0.0.0.0" || host === "::";
+  const lan = all ? lanAddresses() : host === "127.0.0.1" || host === "localhost" ? [] : [host];
+  const urls = [`http://localhost:${port}/`, ...lan.map((a) => `http://${a}:${port}/`)];
+  console.log("\nFLEX-MoE coordinator is up. Open this on phones and laptops to join:");
+  for (const u of urls) console.log(`  ${u}`);
+  const qrUrl = urls[1] ?? urls[0]!;
+  console.log(`\nScan to join (${qrUrl}):`);
+  qrcode.generate(qrUrl, { small: true }, (q: string) => console.log(q));
+  console.log(`Status: ${urls[0]}api/status\n`);
+}

@@ -1,0 +1,124 @@
+/**
+ * Coordinator configuration: `CoordinatorConfig` is what users may set (CLI flags),
+ * `resolveConfig` fills the defaults once at start-up into a complete, read-only object.
+ */
+import { parsePartition, type FitnessKind, type PartitionScheme, type StrategyName } from "@flexmoe/core";
+import type { Preset } from "@flexmoe/model/spec";
+
+export interface CoordinatorConfig {
+  /** @default 8 */
+  experts?: number;
+  /** Clients that must be ready before a round starts. @default 2 */
+  minClients?: number;
+  /** Stop after this many rounds; 0 = unbounded. @default 0 */
+  rounds?: number;
+  /** A round closes without the clients that have not answered by then. @default 120 */
+  roundTimeoutSec?: number;
+  /** Once min-clients are ready, wait this long for more before starting the round. @default 1500 */
+  gatherMs?: number;
+  /** @default "flex" */
+  strategy?: StrategyName;
+  /** @default "acc" */
+  fitness?: "acc" | "loss";
+  /** Loss-driven fitness exp(-alphaL * loss). @default 1 */
+  alphaL?: number;
+  /** EMA rate of the fitness matrix Q. @default 0.5 */
+  beta?: number;
+  /** Initial fitness of untried pairs (optimistic). @default 1 */
+  q0?: number;
+  /** Load-bound slack delta. @default 0 */
+  slack?: number;
+  /** Largest capacity a client may hold; capped at E. @default E */
+  maxCapacity?: number;
+  /** @default "mnist" */
+  dataset?: "mnist";
+  /** @default "dirichlet:0.8" */
+  partition?: string;
+  /** Number of data shards joining clients are dealt from. @default 16 */
+  shards?: number;
+  /** Cap on samples per shard (train + held-out); 0 = no cap. @default 0 */
+  maxSamplesPerClient?: number;
+  /** Fraction of each shard held out for the personalized accuracy. @default 0.2 */
+  testFraction?: number;
+  /** Model preset the browser trains. @default "cnn" */
+  preset?: Preset;
+  /** @default { epochs: 1, batchSize: 32, learningRate: 0.001 } */
+  training?: { epochs?: number; batchSize?: number; learningRate?: number };
+  /** Wire precision for model frames sent to clients. @default "float32" */
+  wireDType?: "float32" | "float16";
+  /** Seed for partitioning, initial weights and random strategies. @default 1 */
+  seed?: number;
+}
+
+export interface ResolvedConfig {
+  readonly experts: number;
+  readonly minClients: number;
+  readonly rounds: number;
+  readonly roundTimeoutMs: number;
+  readonly gatherMs: number;
+  readonly strategy: StrategyName;
+  readonly fitness: FitnessKind;
+  readonly beta: number;
+  readonly q0: number;
+  readonly slack: number;
+  readonly maxCapacity: number;
+  readonly dataset: "mnist";
+  readonly partition: PartitionScheme;
+  readonly partitionLabel: string;
+  readonly shards: number;
+  readonly maxSamplesPerClient: number;
+  readonly testFraction: number;
+  readonly preset: Preset;
+  readonly training: { readonly epochs: number; readonly batchSize: number; readonly learningRate: number };
+  readonly wireDType: "float32" | "float16";
+  readonly seed: number;
+}
+
+const STRATEGIES: readonly StrategyName[] = ["flex", "greedy", "random", "roundrobin"];
+
+function int(name: string, v: number, min: number, max: number): number {
+  if (!Number.isInteger(v) || v < min || v > max) throw new RangeError(`${name} must be an integer in [${min}, ${max}], got ${v}`);
+  return v;
+}
+function num(name: string, v: number, min: number, max: number): number {
+  if (!Number.isFinite(v) || v < min || v > max) throw new RangeError(`${name} must be a number in [${min}, ${max}], got ${v}`);
+  return v;
+}
+
+/** Fill defaults and check ranges; throws RangeError naming the option. */
+export function resolveConfig(c: CoordinatorConfig = {}): ResolvedConfig {
+  const experts = int("experts", c.experts ?? 8, 2, 64);
+  const strategy = c.strategy ?? "flex";
+  if (!STRATEGIES.includes(strategy)) throw new RangeError(`strategy must be one of ${STRATEGIES.join(", ")}, got ${strategy}`);
+  const partitionLabel = c.partition ?? "dirichlet:0.8";
+  return Object.freeze({
+    experts,
+    minClients: int("min-clients", c.minClients ?? 2, 1, 100_000),
+    rounds: int("rounds", c.rounds ?? 0, 0, 1_000_000),
+    roundTimeoutMs: num("round-timeout", c.roundTimeoutSec ?? 120, 1, 86_400) * 1000,
+    gatherMs: int("gather-ms", c.gatherMs ?? 1500, 0, 600_000),
+    strategy,
+    fitness:
+      (c.fitness ?? "acc") === "acc"
+        ? ({ kind: "acc" } as const)
+        : ({ kind: "loss", alphaL: num("alpha-l", c.alphaL ?? 1, 1e-6, 1e6) } as const),
+    beta: num("beta", c.beta ?? 0.5, 1e-6, 1),
+    q0: num("q0", c.q0 ?? 1, 0, 1),
+    slack: num("slack", c.slack ?? 0, 0, 10),
+    maxCapacity: int("max-capacity", Math.min(c.maxCapacity ?? experts, experts), 1, experts),
+    dataset: c.dataset ?? "mnist",
+    partition: parsePartition(partitionLabel),
+    partitionLabel,
+    shards: int("shards", c.shards ?? 16, 1, 10_000),
+    maxSamplesPerClient: int("max-samples", c.maxSamplesPerClient ?? 0, 0, 10_000_000),
+    testFraction: num("test-fraction", c.testFraction ?? 0.2, 0.01, 0.9),
+    preset: c.preset ?? "cnn",
+    training: Object.freeze({
+      epochs: int("epochs", c.training?.epochs ?? 1, 1, 100),
+      batchSize: int("batch-size", c.training?.batchSize ?? 32, 1, 4096),
+      learningRate: num("lr", c.training?.learningRate ?? 0.001, 1e-7, 10),
+    }),
+    wireDType: c.wireDType ?? "float32",
+    seed: int("seed", c.seed ?? 1, 0, 2 ** 32 - 1),
+  });
+}

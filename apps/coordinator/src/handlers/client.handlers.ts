@@ -1,0 +1,89 @@
+/**
+ * Socket handlers, one factory per event group. Every payload is parsed by a core schema
+ * before anything else; failures become typed acks, never exceptions.
+ */
+import {
+  ErrorCode,
+  joinRequestSchema,
+  PROTOCOL_VERSION,
+  protocolError,
+  readyRequestSchema,
+  toBytes,
+  updateSubmitSchema,
+  type AckResult,
+  type ClientToServerEvents,
+  type ServerToClientEvents,
+  type SocketData,
+} from "@flexmoe/core";
+import type { Socket } from "socket.io";
+import type { z } from "zod";
+import type { Federation } from "../federation.ts";
+import type { Logger } from "../logger.ts";
+
+export type FlexSocket = Socket<ClientToServerEvents, ServerToClientEvents, Record<string, never>, SocketData>;
+
+type Ack<T> = (res: AckResult<T>) => void;
+
+/**
+ * Parse with `schema`, run `handler`, answer through the ack. A missing ack is tolerated
+ * (the work still happens); a thrown error becomes INTERNAL and is logged, not sent.
+ */
+export function withValidation<S extends z.ZodType, T>(
+  schema: S,
+  log: Logger,
+  event: string,
+  handler: (payload: z.infer<S>) => AckResult<T>,
+): (payload: unknown, ack?: unknown) => void {
+  return (payload, ack) => {
+    const reply: Ack<T> = typeof ack === "function" ? (ack as Ack<T>) : () => {};
+    let res: AckResult<T>;
+    const parsed = schema.safeParse(payload);
+    if (!parsed.success) {
+      const issue = parsed.error.issues[0];
+      res = protocolError(ErrorCode.INVALID_PAYLOAD, `${event}: ${issue ? `${issue.path.join(".") || "payload"}: ${issue.message}` : "invalid"}`);
+    } else {
+      try {
+        res = handler(parsed.data);
+      } catch (e) {
+        log.error({ err: e, event }, "handler failed");
+        res = protocolError(ErrorCode.INTERNAL, "internal error");
+      }
+    }
+    if (!res.ok) log.warn({ event, code: res.error.code, msg: res.error.message }, "rejected");
+    reply(res);
+  };
+}
+
+export function createClientHandlers(deps: { federation: Federation; socket: FlexSocket; log: Logger }) {
+  const { federation, socket, log } = deps;
+  const joined = (): string | null => socket.data.clientId ?? null;
+
+  return {
+    join: withValidation(joinRequestSchema, log, "client:join", (req) => {
+      if (req.protocol !== PROTOCOL_VERSION)
+        return protocolError(ErrorCode.UNSUPPORTED_PROTOCOL, `protocol ${req.protocol} not supported (server speaks ${PROTOCOL_VERSION})`);
+      if (joined()) return protocolError(ErrorCode.INVALID_PAYLOAD, "already joined on this connection");
+      const res = federation.join(req);
+      if (res.ok) {
+        socket.data.clientId = res.value.clientId;
+        socket.data.backend = req.backend;
+      }
+      return res;
+    }),
+    ready: withValidation(readyRequestSchema, log, "client:ready", (req) => {
+      const id = joined();
+      if (!id) return protocolError(ErrorCode.NOT_JOINED, "join first");
+      federation.setReady(id, req.ready);
+      return { ok: true, value: { ready: req.ready } };
+    }),
+    submit: withValidation(updateSubmitSchema, log, "update:submit", (req) => {
+      const id = joined();
+      if (!id) return protocolError(ErrorCode.NOT_JOINED, "join first");
+      return federation.submit(id, req.meta, toBytes(req.weights));
+    }),
+    disconnect: () => {
+      const id = joined();
+      if (id) federation.leave(id);
+    },
+  };
+}

@@ -1,0 +1,225 @@
+/**
+ * One volunteer's session: join (or rejoin with the stored token), fetch the data shard once,
+ * then for every round: load the received weights and the own gate, measure accuracy on the
+ * held-out split, train locally, upload backbone + assigned experts and per-expert feedback.
+ */
+import {
+  createRng,
+  decodeShard,
+  decodeTensors,
+  encodeTensors,
+  PROTOCOL_VERSION,
+  toBytes,
+  type ClientToServerEvents,
+  type JoinInfo,
+  type NamedTensor,
+  type RoundStart,
+  type RoundSummary,
+  type ServerToClientEvents,
+  type Shard,
+} from "@flexmoe/core";
+import { MoeTrainer } from "@flexmoe/model";
+import { backboneManifest, expertManifest, initGate, modelSpec, type ModelSpec } from "@flexmoe/model/spec";
+import { io, type Socket } from "socket.io-client";
+import type { TfBackend } from "./backend.ts";
+import { loadGate, loadToken, saveGate, saveToken } from "./storage.ts";
+
+export type SessionState =
+  | "connecting"
+  | "joined"
+  | "downloading"
+  | "waiting"
+  | "training"
+  | "uploading"
+  | "paused"
+  | "left"
+  | "disconnected"
+  | "error";
+
+export interface SessionEvents {
+  state(s: SessionState, detail?: string): void;
+  joined(info: JoinInfo): void;
+  round(round: number, experts: number[]): void;
+  progress(fraction: number): void;
+  accuracy(round: number, accuracy: number): void;
+  closed(summary: RoundSummary): void;
+}
+
+const ACK_TIMEOUT_MS = 30_000;
+
+type AckOf<E extends keyof ClientToServerEvents> = Parameters<Parameters<ClientToServerEvents[E]>[1]>[0];
+
+export class Session {
+  private readonly socket: Socket<ServerToClientEvents, ClientToServerEvents>;
+  private info: JoinInfo | null = null;
+  private spec: ModelSpec | null = null;
+  private shard: Shard | null = null;
+  private trainer: MoeTrainer | null = null;
+  private gate: NamedTensor[] | null = null;
+  private paused = false;
+  private busy = false;
+  private abort = { aborted: false };
+  private left = false;
+
+  constructor(
+    private readonly opts: { url?: string; capacity: number; backend: TfBackend; label?: string },
+    private readonly on: SessionEvents,
+  ) {
+    // Reconnection is socket.io-client's: after a drop or a coordinator restart it comes back and we rejoin.
+    this.socket = opts.url ? io(opts.url, { transports: ["websocket"] }) : io({ transports: ["websocket"] });
+    this.socket.on("connect", () => void this.join());
+    this.socket.on("disconnect", () => {
+      this.abort.aborted = true;
+      if (!this.left) this.on.state("disconnected", "connection lost, reconnecting…");
+    });
+    this.socket.on("round:started", (start) => void this.runRound(start));
+    this.socket.on("round:closed", (s) => this.on.closed(s));
+    this.on.state("connecting");
+  }
+
+  private async join(): Promise<void> {
+    this.abort = { aborted: false };
+    const token = loadToken();
+    let res = await this.request("client:join", {
+      protocol: PROTOCOL_VERSION,
+      capacity: this.opts.capacity,
+      backend: this.opts.backend,
+      ...(token ? { token } : {}),
+      ...(this.opts.label ? { label: this.opts.label } : {}),
+    });
+    if (!res.ok && res.error.code === "UNKNOWN_TOKEN") {
+      // A new coordinator run does not know us: start over as a new client.
+      saveToken(null);
+      this.shard = null;
+      res = await this.request("client:join", { protocol: PROTOCOL_VERSION, capacity: this.opts.capacity, backend: this.opts.backend });
+    }
+    if (!res.ok) {
+      this.on.state("error", `${res.error.code}: ${res.error.message}`);
+      return;
+    }
+    const info = res.value;
+    saveToken(info.token);
+    if (this.info?.runId !== info.runId) {
+      this.trainer?.dispose();
+      this.trainer = null;
+      this.gate = null;
+    }
+    this.info = info;
+    this.spec = modelSpec(info.preset, info.experts, info.numClasses);
+    this.on.joined(info);
+    this.on.state("joined");
+    if (!this.shard) {
+      this.on.state("downloading", "fetching your data shard");
+      const resp = await fetch(info.shardUrl);
+      if (!resp.ok) {
+        this.on.state("error", `shard download failed: HTTP ${resp.status}`);
+        return;
+      }
+      const decoded = decodeShard(new Uint8Array(await resp.arrayBuffer()));
+      if (!decoded.ok) {
+        this.on.state("error", decoded.error.message);
+        return;
+      }
+      this.shard = decoded.value;
+    }
+    if (!this.paused) await this.setReady(true);
+    else this.on.state("paused");
+  }
+
+  private async setReady(ready: boolean): Promise<void> {
+    const res = await this.request("client:ready", { ready });
+    if (res.ok) this.on.state(ready ? "waiting" : "paused", ready ? "waiting for the next round" : undefined);
+  }
+
+  private async ensureGate(spec: ModelSpec, runId: string): Promise<NamedTensor[]> {
+    if (this.gate) return this.gate;
+    const stored = await loadGate(runId);
+    this.gate = stored ?? initGate(spec, createRng((Math.random() * 2 ** 32) >>> 0));
+    return this.gate;
+  }
+
+  private async runRound(start: RoundStart): Promise<void> {
+    const { info, spec, shard } = this;
+    if (!info || !spec || !shard || this.busy) return;
+    this.busy = true;
+    const signal = (this.abort = { aborted: false });
+    try {
+      this.on.round(start.round, start.experts);
+      this.on.state("training", `round ${start.round}`);
+      this.on.progress(0);
+      const manifest = [...backboneManifest(spec), ...start.experts.flatMap((e) => expertManifest(spec, e))];
+      const decoded = decodeTensors(toBytes(start.weights), manifest);
+      if (!decoded.ok) throw new Error(`${decoded.error.code}: ${decoded.error.message}`);
+      const nb = backboneManifest(spec).length;
+      const experts = new Map<number, NamedTensor[]>();
+      let off = nb;
+      for (const e of start.experts) {
+        const n = expertManifest(spec, e).length;
+        experts.set(e, decoded.value.slice(off, off + n));
+        off += n;
+      }
+      const trainer = (this.trainer ??= new MoeTrainer(spec));
+      trainer.load(decoded.value.slice(0, nb), experts, await this.ensureGate(spec, info.runId));
+      const evalRes = await trainer.evaluate(shard.test);
+      this.on.accuracy(start.round, evalRes.accuracy);
+      const t0 = performance.now();
+      const update = await trainer.train(shard.train, {
+        ...start.training,
+        rng: createRng((start.round * 7919 + shard.train.n) >>> 0),
+        onProgress: (done, total) => this.on.progress(total > 0 ? done / total : 1),
+        yieldToHost: () => new Promise((r) => setTimeout(r, 0)),
+        signal,
+      });
+      if (signal.aborted) return;
+      this.gate = update.gate;
+      await saveGate(info.runId, update.gate);
+      this.on.state("uploading");
+      const tensors = [...update.backbone, ...update.experts.flatMap((x) => x.tensors)];
+      const res = await this.request("update:submit", {
+        meta: {
+          round: start.round,
+          numSamples: update.numSamples,
+          feedback: update.feedback,
+          evalAccuracy: evalRes.accuracy,
+          evalLoss: evalRes.loss,
+          evalSamples: shard.test.n,
+          trainLoss: update.loss,
+          trainMs: performance.now() - t0,
+        },
+        weights: encodeTensors(tensors),
+      });
+      if (!res.ok) this.on.state("waiting", `update not taken: ${res.error.code}`);
+      else this.on.state(this.paused ? "paused" : "waiting", "waiting for the next round");
+    } catch (e) {
+      this.on.state("error", (e as Error).message);
+    } finally {
+      this.on.progress(1);
+      this.busy = false;
+    }
+  }
+
+  /** Every request has a deadline: a dead connection answers with a typed error, never hangs. */
+  private async request<E extends keyof ClientToServerEvents>(event: E, payload: Parameters<ClientToServerEvents[E]>[0]): Promise<AckOf<E>> {
+    try {
+      // socket.io's typings cannot follow a generic event name through emitWithAck.
+      const socket = this.socket.timeout(ACK_TIMEOUT_MS) as unknown as { emitWithAck(e: string, p: unknown): Promise<AckOf<E>> };
+      return await socket.emitWithAck(event, payload);
+    } catch {
+      return { ok: false, error: { code: "INTERNAL", message: `${event}: no answer within ${ACK_TIMEOUT_MS / 1000}s` } };
+    }
+  }
+
+  async setPaused(paused: boolean): Promise<void> {
+    this.paused = paused;
+    if (this.socket.connected && this.info) await this.setReady(!paused);
+  }
+
+  leave(): void {
+    this.left = true;
+    this.abort.aborted = true;
+    this.socket.disconnect();
+    this.trainer?.dispose();
+    this.trainer = null;
+    this.on.state("left", "you left; reload the page to join again");
+  }
+}

@@ -1,0 +1,66 @@
+/**
+ * Start the real coordinator (`flexmoe serve`) as a child process on a free port and stop it.
+ * The URL is read from its own start-up output, so tests exercise what `npm start` prints.
+ */
+import { spawn, type ChildProcess } from "node:child_process";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+
+const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
+
+export interface RunningCoordinator {
+  url: string;
+  proc: ChildProcess;
+  output: () => string;
+  status: () => Promise<Status>;
+  stop: () => Promise<void>;
+}
+
+export interface Status {
+  round: number;
+  phase: string;
+  experts: number;
+  clients: { id: string; backend: string; capacity: number; experts: number[]; online: boolean }[];
+  history: { round: number; participants: number; accuracy: number | null; loss: number | null; load: number[]; cv: number }[];
+}
+
+export async function startCoordinator(args: string[], timeoutMs = 60_000): Promise<RunningCoordinator> {
+  const proc = spawn(process.execPath, [path.join(ROOT, "apps/coordinator/bin/flexmoe.mjs"), "serve", "--port", "0", "--host", "127.0.0.1", ...args], {
+    cwd: ROOT,
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  let out = "";
+  proc.stdout!.on("data", (d: Buffer) => (out += d.toString()));
+  proc.stderr!.on("data", (d: Buffer) => (out += d.toString()));
+  const url = await new Promise<string>((resolve, reject) => {
+    const deadline = setTimeout(() => reject(new Error(`coordinator did not start within ${timeoutMs} ms:\n${out}`)), timeoutMs);
+    const check = () => {
+      const m = /(http:\/\/localhost:\d+\/)/.exec(out);
+      if (m) {
+        clearTimeout(deadline);
+        resolve(m[1]!);
+      }
+    };
+    proc.stdout!.on("data", check);
+    proc.once("exit", (code) => {
+      clearTimeout(deadline);
+      reject(new Error(`coordinator exited with ${code}:\n${out}`));
+    });
+  });
+  return {
+    url,
+    proc,
+    output: () => out,
+    status: async () => (await (await fetch(`${url}api/status`)).json()) as Status,
+    stop: () =>
+      new Promise<void>((resolve) => {
+        if (proc.exitCode !== null) return resolve();
+        const kill = setTimeout(() => proc.kill("SIGKILL"), 5_000);
+        proc.once("exit", () => {
+          clearTimeout(kill);
+          resolve();
+        });
+        proc.kill("SIGTERM");
+      }),
+  };
+}

@@ -1,0 +1,73 @@
+/**
+ * The product scenario: a coordinator and four volunteers' pages in separate browser contexts,
+ * one on the WebGPU path (SwiftShader), the others on WebGL, WASM and automatic choice,
+ * complete three FLEX-MoE rounds with nobody touching anything.
+ */
+import { chromium, expect, test, type Browser, type Page } from "@playwright/test";
+import { BASE_ARGS, CHROMIUM, WEBGPU_ARGS } from "../playwright.config.ts";
+import { startCoordinator, type RunningCoordinator } from "../support/coordinator.ts";
+
+let coord: RunningCoordinator;
+let gpuBrowser: Browser;
+let glBrowser: Browser;
+
+test.beforeAll(async () => {
+  coord = await startCoordinator([
+    "--experts", "8",
+    "--min-clients", "4",
+    "--rounds", "3",
+    "--strategy", "flex",
+    "--partition", "classes:4",
+    "--max-samples", "160",
+    "--epochs", "2",
+    "--lr", "0.003",
+    "--gather-ms", "500",
+    "--round-timeout", "240",
+  ]);
+  gpuBrowser = await chromium.launch({ executablePath: CHROMIUM, args: [...BASE_ARGS, ...WEBGPU_ARGS] });
+  glBrowser = await chromium.launch({ executablePath: CHROMIUM, args: BASE_ARGS });
+});
+
+test.afterAll(async () => {
+  await gpuBrowser?.close();
+  await glBrowser?.close();
+  await coord?.stop();
+});
+
+async function openClient(browser: Browser, query: string): Promise<Page> {
+  const context = await browser.newContext();
+  const page = await context.newPage();
+  page.on("pageerror", (e) => console.log(`[page ${query}] ${e.message}`));
+  await page.goto(`${coord.url}?${query}`);
+  return page;
+}
+
+test("four browsers complete three balanced rounds and accuracy rises", async () => {
+  const pages = [
+    await openClient(gpuBrowser, "backend=webgpu&capacity=2"),
+    await openClient(glBrowser, "backend=webgl&capacity=2"),
+    await openClient(glBrowser, "backend=wasm&capacity=2"),
+    await openClient(glBrowser, "capacity=2"),
+  ];
+  await expect(pages[0]!.locator("#backend")).toHaveText("webgpu");
+  await expect(pages[1]!.locator("#backend")).toHaveText("webgl");
+  await expect(pages[2]!.locator("#backend")).toHaveText("wasm");
+
+  await expect.poll(async () => (await coord.status()).round, { timeout: 5 * 60_000, intervals: [2_000] }).toBe(3);
+  const status = await coord.status();
+  expect(status.history.map((h) => h.round)).toEqual([1, 2, 3]);
+  for (const h of status.history) {
+    expect(h.participants).toBe(4);
+    // Capacities 2+2+2+2 = 8 = E: flex gives every expert exactly one holder.
+    expect(h.load.reduce((a, b) => a + b, 0)).toBe(8);
+    expect(h.load).toEqual([1, 1, 1, 1, 1, 1, 1, 1]);
+    expect(h.cv).toBe(0);
+  }
+  const acc = status.history.map((h) => h.accuracy!);
+  expect(acc[2]!).toBeGreaterThan(acc[0]!);
+  for (const page of pages) {
+    await expect(page.locator("#accuracy li")).toHaveCount(3);
+    await expect(page.locator("#state")).not.toHaveAttribute("data-state", "error");
+  }
+  expect(status.clients.map((c) => c.backend).sort()).toEqual(["wasm", "webgl", "webgl", "webgpu"]);
+});

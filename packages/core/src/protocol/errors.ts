@@ -1,0 +1,34 @@
+/** The closed set of error codes an ack can carry. Adding one is a protocol change (docs/protocol.md). */
+export const ErrorCode = {
+  INVALID_PAYLOAD: "INVALID_PAYLOAD",
+  UNSUPPORTED_PROTOCOL: "UNSUPPORTED_PROTOCOL",
+  NOT_JOINED: "NOT_JOINED",
+  UNKNOWN_TOKEN: "UNKNOWN_TOKEN",
+  STALE_ROUND: "STALE_ROUND",
+  NOT_PARTICIPANT: "NOT_PARTICIPANT",
+  NOT_ASSIGNED: "NOT_ASSIGNED",
+  DUPLICATE_UPDATE: "DUPLICATE_UPDATE",
+  BAD_FRAME: "BAD_FRAME",
+  NAME_MISMATCH: "NAME_MISMATCH",
+  SHAPE_MISMATCH: "SHAPE_MISMATCH",
+  SIZE_MISMATCH: "SIZE_MISMATCH",
+  NON_FINITE: "NON_FINITE",
+  TOO_LARGE: "TOO_LARGE",
+  RATE_LIMITED: "RATE_LIMITED",
+  UNAUTHORIZED: "UNAUTHORIZED",
+  INTERNAL: "INTERNAL",
+} as const;
+export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
+
+export interface ProtocolError {
+  code: ErrorCode;
+  message: string;
+}
+
+/** What every ack carries: the value, or a typed error. Never an exception across the wire. */
+export type AckResult<T> = { ok: true; value: T } | { ok: false; error: ProtocolError };
+
+export const protocolError = (code: ErrorCode, message: string): { ok: false; error: ProtocolError } => ({
+  ok: false,
+  error: { code, message },
+});

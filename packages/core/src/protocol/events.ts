@@ -1,0 +1,64 @@
+/**
+ * The one typed Socket.IO event map, shared by the coordinator and the web client.
+ * Names are `domain:verb`: client requests are imperative, server broadcasts past tense.
+ */
+import type { AckResult } from "./errors.ts";
+import type { BackendName, JoinRequest, ReadyRequest, UpdateSubmit } from "./schemas.ts";
+
+export interface TrainingConfig {
+  epochs: number;
+  batchSize: number;
+  learningRate: number;
+}
+
+export interface JoinInfo {
+  clientId: string;
+  /** Keep it: rejoining with it restores identity, shard and fitness row. */
+  token: string;
+  /** The capacity the coordinator granted (it may cap what was asked). */
+  capacity: number;
+  experts: number;
+  preset: "cnn" | "dense";
+  numClasses: number;
+  /** Where to fetch this client's data shard (train + held-out), binary. */
+  shardUrl: string;
+  /** Changes when the coordinator starts a new federation; a stored gate from another run is discarded. */
+  runId: string;
+  round: number;
+}
+
+export interface RoundStart {
+  round: number;
+  /** Experts this client holds this round, sorted. */
+  experts: number[];
+  /** Backbone then the assigned experts, one wire frame (packages/core wire.ts). */
+  weights: Uint8Array | ArrayBuffer;
+  training: TrainingConfig;
+  /** Milliseconds from now until the round closes without this client. */
+  timeoutMs: number;
+}
+
+export interface RoundSummary {
+  round: number;
+  participants: number;
+  accuracy: number | null;
+  loss: number | null;
+  load: number[];
+  cv: number;
+}
+
+export interface ClientToServerEvents {
+  "client:join": (req: JoinRequest, ack: (res: AckResult<JoinInfo>) => void) => void;
+  "client:ready": (req: ReadyRequest, ack: (res: AckResult<{ ready: boolean }>) => void) => void;
+  "update:submit": (req: UpdateSubmit, ack: (res: AckResult<{ round: number }>) => void) => void;
+}
+
+export interface ServerToClientEvents {
+  "round:started": (start: RoundStart) => void;
+  "round:closed": (summary: RoundSummary) => void;
+}
+
+export interface SocketData {
+  clientId?: string;
+  backend?: BackendName;
+}
