@@ -21,7 +21,7 @@ export interface Status {
   phase: string;
   experts: number;
   clients: { id: string; backend: string; capacity: number; experts: number[]; online: boolean }[];
-  history: { round: number; participants: number; accuracy: number | null; loss: number | null; load: number[]; cv: number }[];
+  history: { round: number; participants: number; durationMs: number; accuracy: number | null; loss: number | null; load: number[]; cv: number }[];
 }
 
 export async function startCoordinator(args: string[], timeoutMs = 60_000): Promise<RunningCoordinator> {

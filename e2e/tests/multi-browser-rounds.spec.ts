@@ -64,6 +64,7 @@ test("four browsers complete three balanced rounds and accuracy rises", async ()
     expect(h.cv).toBe(0);
   }
   const acc = status.history.map((h) => h.accuracy!);
+  console.log(`rounds: ${JSON.stringify(status.history.map((h) => ({ round: h.round, accuracy: h.accuracy, ms: h.durationMs })))}`);
   expect(acc[2]!).toBeGreaterThan(acc[0]!);
   for (const page of pages) {
     await expect(page.locator("#accuracy li")).toHaveCount(3);

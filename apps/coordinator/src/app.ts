@@ -4,6 +4,7 @@
  */
 import { existsSync } from "node:fs";
 import { createServer, type Server as HttpServer } from "node:http";
+import { createServer as createHttpsServer, type Server as HttpsServer } from "node:https";
 import type { AddressInfo } from "node:net";
 import path from "node:path";
 import express from "express";
@@ -15,6 +16,9 @@ import type { ResolvedConfig } from "./config.ts";
 import type { ShardStore } from "./data/shards.ts";
 import { Federation, type FederationState, type RoundRecord } from "./federation.ts";
 import { createClientHandlers, type FlexSocket } from "./handlers/client.handlers.ts";
+import { createAdminHandler } from "./handlers/admin.handlers.ts";
+import { DashboardHub } from "./dashboard/hub.ts";
+import { modelJson, roundsCsv, weightsBin } from "./export.ts";
 import type { Logger } from "./logger.ts";
 
 export interface AppDeps {
@@ -28,10 +32,17 @@ export interface AppDeps {
   webRoot?: string;
   initial?: FederationState;
   onRoundClosed?: (record: RoundRecord, state: FederationState) => void;
+  /** Bearer token for `POST /api/admin`; without one the admin endpoint answers UNAUTHORIZED. */
+  adminToken?: string;
+  /** Join URLs for the dashboard's QR code (the first is encoded); read on every push. */
+  joinUrls?: () => readonly string[];
+  /** Serve over TLS (PEM strings): the page, the API and Socket.IO. */
+  tls?: { key: string; cert: string };
 }
 
 export interface App {
-  http: HttpServer;
+  http: HttpServer | HttpsServer;
+  dashboard: DashboardHub;
   io: Server<ClientToServerEvents, ServerToClientEvents, Record<string, never>, SocketData>;
   federation: Federation;
   listen(port: number, host?: string): Promise<number>;
@@ -41,7 +52,7 @@ export interface App {
 export function createApp(deps: AppDeps): App {
   const log = deps.logger;
   const web = express();
-  const http = createServer(web);
+  const http = deps.tls ? createHttpsServer({ key: deps.tls.key, cert: deps.tls.cert }, web) : createServer(web);
   // Weight frames are binary: allow one full model in float32 plus headroom, nothing more.
   const io = new Server<ClientToServerEvents, ServerToClientEvents, Record<string, never>, SocketData>(http, {
     maxHttpBufferSize: maxFrameBytes(deps.config.preset, deps.config.experts),
@@ -57,13 +68,22 @@ export function createApp(deps: AppDeps): App {
     shardUrl: (token) => `/api/shard/${token}`,
     send: (clientId, start) => {
       for (const s of io.of("/").sockets.values()) if (s.data.clientId === clientId) s.emit("round:started", start);
+      dashboard.changed();
     },
-    broadcast: (summary) => io.emit("round:closed", summary),
+    broadcast: (summary) => {
+      io.emit("round:closed", summary);
+      dashboard.changed();
+    },
     ...(deps.initial ? { initial: deps.initial } : {}),
     ...(deps.onRoundClosed ? { onRoundClosed: deps.onRoundClosed } : {}),
   });
 
+  const dashboard = new DashboardHub(io as unknown as Server, federation, deps.clock, deps.joinUrls ?? (() => []));
+
   io.on("connection", (socket: FlexSocket) => {
+    // Any request (join, ready, update) or a drop may change what the dashboard shows; pushes are coalesced.
+    socket.onAny(() => dashboard.changed());
+    socket.on("disconnect", () => dashboard.changed());
     const h = createClientHandlers({ federation, socket, log: log.child({ socket: socket.id }) });
     socket.on("client:join", h.join);
     socket.on("client:ready", h.ready);
@@ -78,6 +98,20 @@ export function createApp(deps: AppDeps): App {
   web.get("/api/status", (_req, res) => {
     res.json(statusOf(federation));
   });
+  web.post(
+    "/api/admin",
+    express.json({ limit: "4kb" }),
+    createAdminHandler({ federation, adminToken: deps.adminToken, log: log.child({ module: "admin" }), changed: () => dashboard.changed() }),
+  );
+  web.get("/api/export/model.json", (_req, res) => {
+    res.attachment("model.json").json(modelJson(federation));
+  });
+  web.get("/api/export/weights.bin", (_req, res) => {
+    res.attachment("weights.bin").type("application/octet-stream").send(weightsBin(federation));
+  });
+  web.get("/api/export/rounds.csv", (_req, res) => {
+    res.attachment("rounds.csv").type("text/csv").send(roundsCsv(federation));
+  });
   web.get("/api/shard/:token", (req, res) => {
     const shard = federation.shardOf(req.params.token);
     if (shard === undefined) {
@@ -88,6 +122,7 @@ export function createApp(deps: AppDeps): App {
   });
   if (deps.webRoot && existsSync(path.join(deps.webRoot, "index.html"))) {
     const root = deps.webRoot;
+    web.get("/dashboard", (_req, res) => res.sendFile(path.join(root, "dashboard.html")));
     web.use(express.static(root, { index: "index.html" }));
   } else {
     web.get("/", (_req, res) => {
@@ -99,6 +134,7 @@ export function createApp(deps: AppDeps): App {
     http,
     io,
     federation,
+    dashboard,
     listen: (port, host) =>
       new Promise((resolve, reject) => {
         http.once("error", reject);
@@ -106,6 +142,7 @@ export function createApp(deps: AppDeps): App {
       }),
     close: async () => {
       federation.close();
+      dashboard.close();
       await io.close();
       if (http.listening) await new Promise<void>((r) => http.close(() => r()));
     },
@@ -143,6 +180,7 @@ export function statusOf(f: Federation) {
     history: s.history.map((h) => ({
       round: h.round,
       participants: h.participants,
+      durationMs: h.closedAt - h.startedAt,
       accuracy: h.accuracy,
       loss: h.loss,
       load: h.load,

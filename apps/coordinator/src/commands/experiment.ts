@@ -1,0 +1,377 @@
+/**
+ * `flexmoe experiment`: simulates the paper's comparisons in Node (same core and trainer as the
+ * browser, WASM backend, dense backbone preset) and writes results.json, report.md and SVG plots.
+ */
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { cpus } from "node:os";
+import path from "node:path";
+import { parseArgs } from "node:util";
+import { parsePartition } from "@flexmoe/core";
+import { FASHION_MNIST_DIR } from "../data/fashion-mnist.ts";
+import { loadSimData } from "../sim/data.ts";
+import { renderReport } from "../sim/report.ts";
+import { parseCapacity } from "../sim/capacity.ts";
+import { DATASETS, SIM_STRATEGIES, type DatasetName, type ResultRow, type RunSpec, type SimStrategy } from "../sim/types.ts";
+
+/** Defaults, chosen so the full grid fits in 60 min and --quick in 4 min on a 2-core machine (see docs/results/report.md). */
+export const EXPERIMENT_DEFAULTS = {
+  datasets: ["mnist", "fashion-mnist"] as DatasetName[],
+  partitions: ["iid", "dirichlet:0.8", "classes:4"],
+  strategies: [...SIM_STRATEGIES],
+  clients: 20,
+  experts: 8,
+  capacity: "2",
+  rounds: 16,
+  localEpochs: 1,
+  batchSize: 32,
+  learningRate: 0.005,
+  fitness: "acc" as const,
+  alphaL: 1,
+  beta: 0.5,
+  q0: 1,
+  slack: 0,
+  seeds: 3,
+  samplesPerClient: 200,
+  globalTest: 1000,
+  testFraction: 0.2,
+};
+
+export const QUICK = {
+  datasets: ["mnist"] as DatasetName[],
+  partitions: ["dirichlet:0.8", "classes:4"],
+  strategies: ["flex", "greedy", "random", "roundrobin"] as SimStrategy[],
+  seeds: 1,
+};
+
+const D = EXPERIMENT_DEFAULTS;
+const HELP = `usage: flexmoe experiment [options]
+  --dataset <list>        mnist,fashion-mnist (default both; --quick: mnist)
+  --partition <list>      iid,dirichlet:0.8,classes:4 (default all three; --quick: dirichlet:0.8,classes:4)
+  --strategies <list>     flex,greedy,random,roundrobin,full,dense (default all; --quick: the first four)
+  --clients <n>           clients, all taking part every round (default ${D.clients})
+  --experts <n>           experts E (default ${D.experts})
+  --capacity <k|mix>      k per client, or a mix like 1,2,4 dealt cyclically; repeat the flag for a sweep (default ${D.capacity})
+  --rounds <n>            (default ${D.rounds})
+  --local-epochs <n>      (default ${D.localEpochs})
+  --batch-size <n>        (default ${D.batchSize})
+  --lr <x>                Adam learning rate (default ${D.learningRate})
+  --fitness <list>        acc | loss | acc,loss (default ${D.fitness})
+  --alpha-l <x>           loss fitness exp(-alpha_L loss) (default ${D.alphaL})
+  --beta <x>              EMA rate of Q (default ${D.beta})
+  --q0 <x>                initial Q (default ${D.q0})
+  --slack <x>             load-bound slack delta (default ${D.slack})
+  --seeds <n>             seeds 0..n-1 (default ${D.seeds}; --quick: 1)
+  --samples-per-client <n> samples per client before the held-out split (default ${D.samplesPerClient})
+  --global-test <n>       size of the common test set (default ${D.globalTest})
+  --test-fraction <x>     held-out share of each client's shard (default ${D.testFraction})
+  --workers <n>           parallel worker processes (default: CPU cores, at most 2)
+  --fashion-dir <dir>     Fashion-MNIST IDX folder (default $FLEXMOE_FASHION_DIR or ${FASHION_MNIST_DIR})
+  --out <dir>             output folder (default .flexmoe/experiments/<time>)
+  --quick                 MNIST, Dirichlet 0.8 and 4-class, flex/greedy/random/roundrobin, 1 seed
+  --report-only           do not simulate: rebuild report.md and plots from <out>/results.json
+  --merge <dirs>          after a run: add these folders' rows to the report; with --report-only: build <out>
+                          (results.json, report.md, plots) from these folders' rows only
+  --title <text>          report title
+  --note <file>           markdown file whose text goes under the report title (status, caveats)
+`;
+
+interface OutMeta {
+  commands: string[];
+  setup: [string, string][];
+}
+
+function list(v: string | undefined, fallback: readonly string[]): string[] {
+  if (v === undefined) return [...fallback];
+  return v
+    .split(",")
+    .map((s) => s.trim())
+    .filter((s) => s.length > 0);
+}
+
+function intArg(name: string, v: string | undefined, fallback: number, min: number, max: number): number {
+  if (v === undefined) return fallback;
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < min || n > max) throw new RangeError(`--${name} must be an integer in [${min}, ${max}], got ${v}`);
+  return n;
+}
+function numArg(name: string, v: string | undefined, fallback: number, min: number, max: number): number {
+  if (v === undefined) return fallback;
+  const n = Number(v);
+  if (!Number.isFinite(n) || n < min || n > max) throw new RangeError(`--${name} must be a number in [${min}, ${max}], got ${v}`);
+  return n;
+}
+
+const fmtTime = (s: number): string => {
+  const m = Math.floor(s / 60);
+  return m > 0 ? `${m}m${String(Math.round(s % 60)).padStart(2, "0")}s` : `${s.toFixed(0)}s`;
+};
+
+function readRows(dir: string): { rows: ResultRow[]; meta: OutMeta | null } {
+  const file = path.join(dir, "results.json");
+  if (!existsSync(file)) throw new Error(`${file} not found`);
+  const rows = JSON.parse(readFileSync(file, "utf8")) as ResultRow[];
+  if (!Array.isArray(rows)) throw new Error(`${file}: expected an array of rows`);
+  const metaFile = path.join(dir, "meta.json");
+  const meta = existsSync(metaFile) ? (JSON.parse(readFileSync(metaFile, "utf8")) as OutMeta) : null;
+  return { rows, meta };
+}
+
+function writeReport(out: string, rows: ResultRow[], metas: OutMeta[], title: string | undefined, noteFile?: string): void {
+  const commands = [...new Set(metas.flatMap((m) => m.commands))];
+  const setup = metas[0]?.setup ?? [];
+  const note = noteFile === undefined ? undefined : readFileSync(noteFile, "utf8");
+  const report = renderReport(rows, {
+    ...(title ? { title } : {}),
+    ...(note ? { note } : {}),
+    commands,
+    setup,
+    generatedAt: new Date().toISOString(),
+  });
+  for (const [rel, text] of report.files) {
+    const file = path.join(out, rel);
+    mkdirSync(path.dirname(file), { recursive: true });
+    writeFileSync(file, text);
+  }
+  writeFileSync(path.join(out, "report.md"), report.markdown);
+}
+
+export async function runExperiment(argv: string[]): Promise<number> {
+  let values;
+  try {
+    ({ values } = parseArgs({
+      args: argv,
+      options: {
+        dataset: { type: "string" },
+        partition: { type: "string" },
+        strategies: { type: "string" },
+        clients: { type: "string" },
+        experts: { type: "string" },
+        capacity: { type: "string", multiple: true },
+        rounds: { type: "string" },
+        "local-epochs": { type: "string" },
+        "batch-size": { type: "string" },
+        lr: { type: "string" },
+        fitness: { type: "string" },
+        "alpha-l": { type: "string" },
+        beta: { type: "string" },
+        q0: { type: "string" },
+        slack: { type: "string" },
+        seeds: { type: "string" },
+        "samples-per-client": { type: "string" },
+        "global-test": { type: "string" },
+        "test-fraction": { type: "string" },
+        workers: { type: "string" },
+        "fashion-dir": { type: "string" },
+        out: { type: "string" },
+        quick: { type: "boolean", default: false },
+        "report-only": { type: "boolean", default: false },
+        merge: { type: "string" },
+        title: { type: "string" },
+        note: { type: "string" },
+        help: { type: "boolean", short: "h", default: false },
+      },
+      strict: true,
+      allowPositionals: false,
+    }));
+  } catch (e) {
+    console.error(`flexmoe experiment: ${(e as Error).message}\n${HELP}`);
+    return 1;
+  }
+  if (values.help) {
+    console.log(HELP);
+    return 0;
+  }
+  const out = path.resolve(values.out ?? path.join(".flexmoe", "experiments", new Date().toISOString().replace(/[:.]/g, "-")));
+  const mergeDirs = list(values.merge, []).map((d) => path.resolve(d));
+
+  try {
+    if (values["report-only"]) {
+      // With --merge, <out> receives the merged rows (its own results.json is replaced, so re-running never
+      // double-counts); without, the report is rebuilt from <out>/results.json.
+      const sources = mergeDirs.length > 0 ? mergeDirs : [out];
+      const parts = sources.map(readRows);
+      const rows = parts.flatMap((p) => p.rows);
+      mkdirSync(out, { recursive: true });
+      if (mergeDirs.length > 0) writeFileSync(path.join(out, "results.json"), JSON.stringify(rows));
+      writeReport(
+        out,
+        rows,
+        parts.flatMap((p) => (p.meta ? [p.meta] : [])),
+        values.title,
+        values.note,
+      );
+      console.log(`report of ${rows.length} rows written to ${path.join(out, "report.md")}`);
+      return 0;
+    }
+
+    const quick = values.quick;
+    const datasets = list(values.dataset, quick ? QUICK.datasets : D.datasets);
+    for (const d of datasets)
+      if (!(DATASETS as readonly string[]).includes(d)) throw new RangeError(`--dataset: unknown dataset '${d}' (${DATASETS.join(", ")})`);
+    const partitions = list(values.partition, quick ? QUICK.partitions : D.partitions);
+    for (const p of partitions) parsePartition(p);
+    const strategies = list(values.strategies, quick ? QUICK.strategies : D.strategies);
+    for (const s of strategies)
+      if (!(SIM_STRATEGIES as readonly string[]).includes(s))
+        throw new RangeError(`--strategies: unknown strategy '${s}' (${SIM_STRATEGIES.join(", ")})`);
+    const clients = intArg("clients", values.clients, D.clients, 1, 10_000);
+    const experts = intArg("experts", values.experts, D.experts, 1, 64);
+    const capacities = values.capacity ?? [D.capacity];
+    for (const c of capacities) parseCapacity(c, clients, experts);
+    const fitnesses = list(values.fitness, [D.fitness]);
+    for (const f of fitnesses) if (f !== "acc" && f !== "loss") throw new RangeError(`--fitness must be acc or loss, got ${f}`);
+    const seeds = intArg("seeds", values.seeds, quick ? QUICK.seeds : D.seeds, 1, 1000);
+    const samplesPerClient = intArg("samples-per-client", values["samples-per-client"], D.samplesPerClient, 2, 1_000_000);
+    const globalTest = intArg("global-test", values["global-test"], D.globalTest, 0, 100_000);
+    const workers = intArg("workers", values.workers, Math.max(1, Math.min(2, cpus().length)), 1, 64);
+    const common = {
+      clients,
+      experts,
+      rounds: intArg("rounds", values.rounds, D.rounds, 1, 100_000),
+      localEpochs: intArg("local-epochs", values["local-epochs"], D.localEpochs, 1, 1000),
+      batchSize: intArg("batch-size", values["batch-size"], D.batchSize, 1, 4096),
+      learningRate: numArg("lr", values.lr, D.learningRate, 1e-7, 10),
+      alphaL: numArg("alpha-l", values["alpha-l"], D.alphaL, 1e-6, 1e6),
+      beta: numArg("beta", values.beta, D.beta, 1e-6, 1),
+      q0: numArg("q0", values.q0, D.q0, 0, 1),
+      slack: numArg("slack", values.slack, D.slack, 0, 10),
+      testFraction: numArg("test-fraction", values["test-fraction"], D.testFraction, 0.01, 0.9),
+    };
+
+    const runs: RunSpec[] = [];
+    for (const dataset of datasets as DatasetName[]) {
+      const data = {
+        dataset,
+        clientSamples: samplesPerClient * clients,
+        globalTest,
+        ...(values["fashion-dir"] ? { fashionDir: values["fashion-dir"] } : {}),
+      };
+      // Fail fast (missing Fashion-MNIST files, too few samples) before any worker starts.
+      loadSimData(data);
+      for (const partition of partitions)
+        for (const capacity of capacities)
+          for (const fitness of fitnesses as ("acc" | "loss")[])
+            for (let seed = 0; seed < seeds; seed++)
+              for (const strategy of strategies as SimStrategy[])
+                runs.push({ ...common, data, partition, strategy, seed, capacity, fitness });
+    }
+
+    mkdirSync(out, { recursive: true });
+    const command = `npx flexmoe experiment ${argv.join(" ")}`.trim();
+    const meta: OutMeta = {
+      commands: [command],
+      setup: [
+        ["datasets", datasets.join(", ")],
+        ["partitions", partitions.join(", ")],
+        ["strategies", strategies.join(", ")],
+        ["clients (all participate every round)", String(clients)],
+        ["experts E", String(experts)],
+        ["capacity k_c", capacities.join(" ; ")],
+        ["rounds", String(common.rounds)],
+        ["local epochs", String(common.localEpochs)],
+        ["batch size", String(common.batchSize)],
+        ["optimizer", `Adam, lr ${common.learningRate}, fresh each round`],
+        ["fitness", `${fitnesses.join(", ")} (alpha_L ${common.alphaL}), EMA beta ${common.beta}, q0 ${common.q0}`],
+        ["load-bound slack", String(common.slack)],
+        ["seeds", `0..${seeds - 1}`],
+        ["samples per client", `${samplesPerClient} (${Math.round(common.testFraction * 100)}% held out for the personalized accuracy)`],
+        ["global test set", `${globalTest} samples`],
+        ["model", "dense preset: 784-128-64 backbone, 8 experts 64-32-10, E-wide per-client gate; TF.js WASM backend, single-threaded"],
+        [
+          "dense baseline",
+          "same backbone, one head of width 32 x mean k (about the active parameters of k experts), trivial 1-expert gate: FedAvg",
+        ],
+        ["full baseline", "every client holds all E experts (capacity violated), upper reference"],
+        ["workers", String(workers)],
+      ],
+    };
+    writeFileSync(path.join(out, "meta.json"), JSON.stringify(meta, null, 2));
+
+    console.log(`flexmoe experiment: ${runs.length} runs on ${workers} worker(s) -> ${out}`);
+    const units = runs.map((r) => r.rounds * r.clients);
+    const totalUnits = units.reduce((a, b) => a + b, 0);
+    const doneUnits = new Array<number>(runs.length).fill(0);
+    const rows: (ResultRow | undefined)[] = new Array<ResultRow | undefined>(runs.length);
+    let finished = 0;
+    const t0 = performance.now();
+    const tty = process.stderr.isTTY === true;
+    let lastLine = "";
+    let lastPrint = 0;
+    const draw = (label: string, force = false): void => {
+      const now = performance.now();
+      if (!force && now - lastPrint < (tty ? 200 : 30_000)) return;
+      lastPrint = now;
+      const done = doneUnits.reduce((a, b) => a + b, 0);
+      const frac = totalUnits > 0 ? done / totalUnits : 1;
+      const el = (now - t0) / 1000;
+      const eta = frac > 0.01 ? el / frac - el : NaN;
+      const width = 28;
+      const bar = "#".repeat(Math.round(frac * width)).padEnd(width, "-");
+      const line = `[${bar}] ${(frac * 100).toFixed(0).padStart(3)}% ${finished}/${runs.length} runs  ${fmtTime(el)} elapsed${
+        Number.isFinite(eta) ? `, ~${fmtTime(eta)} left` : ""
+      }  ${label}`;
+      if (tty) {
+        process.stderr.write(`\r${line.slice(0, (process.stderr.columns ?? 120) - 1).padEnd(lastLine.length)}`);
+        lastLine = line;
+      } else process.stderr.write(`${line}\n`);
+    };
+    const describe = (r: RunSpec): string => `${r.data.dataset} ${r.partition} k=${r.capacity} ${r.fitness} ${r.strategy} s${r.seed}`;
+    const completed = (): ResultRow[] => rows.filter((r): r is ResultRow => r !== undefined);
+
+    // Loaded here so --report-only needs neither TensorFlow.js nor the solvers.
+    const { runAll } = await import("../sim/pool.ts");
+    await runAll(runs, workers, {
+      onProgress: (job, p) => {
+        doneUnits[job] = (p.round - 1) * p.clients + p.client;
+        const r = runs[job] as RunSpec;
+        draw(`${describe(r)} round ${p.round}/${p.rounds}`);
+      },
+      onRow: (job, row) => {
+        rows[job] = row;
+        finished++;
+        doneUnits[job] = units[job] ?? 0;
+        // Written after every run, so an interrupted grid still leaves its results.
+        writeFileSync(path.join(out, "results.json"), JSON.stringify(completed()));
+        draw(
+          `done ${describe(runs[job] as RunSpec)}: acc ${(row.finalAccuracy * 100).toFixed(1)}% cv ${row.cvHolders.toFixed(3)} (${row.seconds.toFixed(0)}s)`,
+          true,
+        );
+      },
+    });
+    if (tty) process.stderr.write("\n");
+    const wall = (performance.now() - t0) / 1000;
+    meta.setup.push(["wall time", `${fmtTime(wall)} for ${runs.length} runs`]);
+    writeFileSync(path.join(out, "meta.json"), JSON.stringify(meta, null, 2));
+
+    const merged = mergeDirs.map(readRows);
+    const allRows = [...completed(), ...merged.flatMap((m) => m.rows)];
+    writeReport(out, allRows, [meta, ...merged.flatMap((m) => (m.meta ? [m.meta] : []))], values.title, values.note);
+    console.log(`\n${runs.length} runs in ${fmtTime(wall)}. Wrote ${path.join(out, "results.json")}, report.md and plots/.`);
+    printSummary(completed());
+    return 0;
+  } catch (e) {
+    console.error(`flexmoe experiment: ${(e as Error).message}`);
+    return 1;
+  }
+}
+
+function printSummary(rows: readonly ResultRow[]): void {
+  const groups = new Map<string, ResultRow[]>();
+  for (const r of rows) {
+    const k = `${r.dataset} ${r.partition} k=${r.capacity} ${r.fitness} ${r.strategy}`;
+    groups.set(k, [...(groups.get(k) ?? []), r]);
+  }
+  for (const [k, g] of groups) {
+    const m = (f: (r: ResultRow) => number): number => g.reduce((s, r) => s + f(r), 0) / g.length;
+    console.log(
+      `${k.padEnd(48)} acc ${(m((r) => r.finalAccuracy) * 100).toFixed(2)}%  cvHolders ${m((r) => r.cvHolders).toFixed(3)}  cvSamples ${m(
+        (r) => r.cvSamples,
+      ).toFixed(3)}  (${g.length} seed${g.length > 1 ? "s" : ""})`,
+    );
+  }
+}
+
+// Direct entry until the CLI dispatcher routes "experiment": npx tsx apps/coordinator/src/commands/experiment.ts --quick
+if (process.argv[1] && path.resolve(process.argv[1]) === path.resolve(new URL(import.meta.url).pathname)) {
+  process.exitCode = await runExperiment(process.argv.slice(2));
+}

@@ -1,0 +1,107 @@
+/** Shapes of the Node experiment simulator: one run's settings and its result row. */
+import type { StrategyName } from "@flexmoe/core";
+
+export type DatasetName = "mnist" | "fashion-mnist";
+export const DATASETS: readonly DatasetName[] = ["mnist", "fashion-mnist"];
+
+/** The four assignment strategies plus the two reference points. */
+export type SimStrategy = StrategyName | "full" | "dense";
+export const SIM_STRATEGIES: readonly SimStrategy[] = ["flex", "greedy", "random", "roundrobin", "full", "dense"];
+
+export interface DataOptions {
+  dataset: DatasetName;
+  /** Samples dealt to the clients in total (train + held-out). */
+  clientSamples: number;
+  /** Samples of the global test set (never seen by a client). */
+  globalTest: number;
+  /** Fashion-MNIST folder override. */
+  fashionDir?: string;
+}
+
+export interface RunSpec {
+  data: DataOptions;
+  /** "iid", "dirichlet:0.8", "classes:4". */
+  partition: string;
+  strategy: SimStrategy;
+  seed: number;
+  clients: number;
+  experts: number;
+  /** One capacity for everyone ("2") or a mix dealt cyclically over the clients ("1,2,4"). */
+  capacity: string;
+  rounds: number;
+  localEpochs: number;
+  batchSize: number;
+  learningRate: number;
+  fitness: "acc" | "loss";
+  alphaL: number;
+  beta: number;
+  q0: number;
+  slack: number;
+  /** Fraction of each client's shard held out for the personalized accuracy. */
+  testFraction: number;
+}
+
+export interface ResultRow {
+  dataset: DatasetName;
+  partition: string;
+  strategy: SimStrategy;
+  seed: number;
+  capacity: string;
+  fitness: "acc" | "loss";
+  clients: number;
+  experts: number;
+  rounds: number;
+  localEpochs: number;
+  /** Personalized accuracy after the last round (each client: final global weights of its experts + own gate, own held-out split), sample-weighted. */
+  finalAccuracy: number;
+  finalLoss: number;
+  /** Mean over clients of each personalized model's accuracy on the global test set. */
+  finalGlobalAccuracy: number;
+  /** Per round: personalized accuracy measured BEFORE local training (as the live federation reports it). */
+  accuracy: number[];
+  loss: number[];
+  /** Mean local training loss per round. */
+  trainLoss: number[];
+  /** Mean over rounds of the CV of holders per expert (level-1 load). */
+  cvHolders: number;
+  cvHoldersPerRound: number[];
+  /** CV of the cumulative samples routed per expert after the last round (level-2 load). */
+  cvSamples: number;
+  /** CV of the cumulative routed samples after each round. */
+  cvSamplesPerRound: number[];
+  /** CV of the samples routed in each round alone. */
+  cvRoutedPerRound: number[];
+  /** Mean over rounds of max/mean - 1 of the holders. */
+  maxVioHolders: number;
+  /** max/mean - 1 of the cumulative routed samples. */
+  maxVioSamples: number;
+  /** Mean over rounds of experts with no holder. */
+  starvedHolders: number;
+  /** Experts that never received a routed sample. */
+  starvedSamples: number;
+  holdersPerRound: number[][];
+  routedPerRound: number[][];
+  cumulativeRouted: number[];
+  /** Client x expert 0/1 assignment of the last round. */
+  lastAssignment: number[][];
+  capacities: number[];
+  /** Mean per client over the run: model bytes received (backbone + held experts) and uploaded. */
+  bytesDownPerClient: number;
+  bytesUpPerClient: number;
+  /** Down + up. */
+  bytesPerClient: number;
+  /** Parameters a client trains and evaluates with (backbone + held experts + gate), mean over clients. */
+  activeParams: number;
+  seconds: number;
+}
+
+/** Progress of one run, reported after each client and round. */
+export interface RunProgress {
+  round: number;
+  rounds: number;
+  /** Clients finished in this round. */
+  client: number;
+  clients: number;
+  /** Latest pre-training accuracy (after a round closes). */
+  accuracy?: number;
+}
