@@ -386,6 +386,8 @@ class Repair {
   private readonly rOver: Uint8Array;
   private readonly rCutK: Float64Array;
   private readonly rCutC: Int32Array;
+  /** Per active target: the largest kept key once its scratch heap is full (+Infinity before). */
+  private readonly rHiK: Float64Array;
   // Clients holding each expert, built at the first refill (stale ids are dropped while scanning).
   private holders: Int32Array[] | null = null;
   private readonly hn: Int32Array;
@@ -439,6 +441,7 @@ class Repair {
     this.rOver = new Uint8Array(E);
     this.rCutK = new Float64Array(E);
     this.rCutC = new Int32Array(E);
+    this.rHiK = new Float64Array(E);
     this.hn = new Int32Array(E);
     this.stamp = new Int32Array(C);
     this.dist = new Float64Array(V);
@@ -632,8 +635,9 @@ class Repair {
   }
 
   /**
-   * Next candidates beyond the cut for every pair (a, *) whose arc is known only by its bound, at once: the
-   * `fill` smallest keys among the current holders of a (one pass over them: reading their rows is the cost).
+   * Next candidates beyond the cut for every incomplete pair (a, *) at once (the path needed one whose arc is
+   * known only by its bound): the `fill` smallest keys among the current holders of a, in one pass over them
+   * (reading their rows and comparing each key with the pair's window is the cost).
    */
   private refill(a: number): void {
     const { E, w, hold, lamK, lamC } = this;
@@ -648,14 +652,16 @@ class Repair {
     const over = this.rOver;
     const cutK = this.rCutK;
     const cutC = this.rCutC;
+    const hiK = this.rHiK;
     let na = 0;
     let total = 0;
     for (let b = 0; b < E; b++) {
       if (b === a) continue;
       const p = a * E + b;
-      // Only arcs that are currently known just by their bound.
-      if (this.dirty[p] === 1) this.refresh(p, a, b);
-      if (this.runc[p] === 0) continue;
+      // Every pair of a that is not complete, not just the ones known only by their bound: moves out of a
+      // consume the cheap candidates of all its pairs together (the same clients are cheap for most b), so
+      // topping them all up in this one pass over the holders saves the passes that would follow.
+      if ((lamK[p] as number) === Infinity) continue;
       const lim = Math.min(this.fill[p] as number, Math.max(1, m));
       act[na] = b;
       base[na] = total;
@@ -664,6 +670,7 @@ class Repair {
       over[na] = 0;
       cutK[na] = lamK[p] as number;
       cutC[na] = lamC[p] as number;
+      hiK[na] = Infinity;
       na++;
       total += lim;
     }
@@ -685,17 +692,26 @@ class Repair {
       const wa = w[row + a] as number;
       for (let i = 0; i < na; i++) {
         const b = act[i] as number;
-        if (hold[row + b] === 1) continue;
         const key = wa - (w[row + b] as number);
-        if (!less(cutK[i] as number, cutC[i] as number, key, c)) continue;
+        // Most keys fall outside (cut, largest kept]: two comparisons, before looking at hold.
+        const lo = cutK[i] as number;
+        if (key < lo) continue;
+        if (key > (hiK[i] as number)) {
+          if (over[i] === 0 && hold[row + b] !== 1) over[i] = 1;
+          continue;
+        }
+        if (hold[row + b] === 1) continue;
+        if (key === lo && c <= (cutC[i] as number)) continue;
         const n = size[i] as number;
         const lim = limit[i] as number;
+        const at = base[i] as number;
         if (n === lim) {
           over[i] = 1;
-          const at = base[i] as number;
           if (!less(key, c, K[at] as number, I[at] as number)) continue;
         }
-        size[i] = offerBounded(K, I, base[i] as number, n, lim, key, c);
+        const grown = offerBounded(K, I, at, n, lim, key, c);
+        size[i] = grown;
+        if (grown === lim) hiK[i] = K[at] as number;
       }
     }
     this.hn[a] = kept;
