@@ -9,6 +9,7 @@ commands:
   serve             run the coordinator (web client, API, Socket.IO)
   experiment        simulate the paper's comparisons in Node
   bench             benchmarks (ratios measured in one run)
+  admin <action>    control a running coordinator (start, pause, reset, set-strategy, set-rounds)
 `;
 
 export async function main(argv: string[]): Promise<number> {
@@ -25,6 +26,10 @@ export async function main(argv: string[]): Promise<number> {
     case "experiment": {
       const { runExperiment } = await import("./commands/experiment.ts");
       return runExperiment(rest);
+    }
+    case "admin": {
+      const { runAdmin } = await import("./commands/admin.ts");
+      return runAdmin(rest);
     }
     case "bench": {
       const { runBench } = await import("./commands/bench.ts");

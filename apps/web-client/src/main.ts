@@ -1,10 +1,17 @@
 /**
- * Page entry: pick a backend, decide the capacity, start the session and render its events.
- * Opening the URL is enough; `?backend=webgl` and `?capacity=2` override the automatic choices.
+ * Page entry: pick a backend, probe the device for a capacity, start the session and render its
+ * events. Opening the URL is enough; `?backend=webgl` and `?capacity=2` override the automatic choices.
+ * Rules this page keeps: training pauses while the tab is hidden or the battery is low (unless the
+ * volunteer opts in), and the screen stays on while a round trains (wake lock, where there is one).
  */
 import "./style.css";
-import { chooseBackend, type TfBackend } from "./backend.ts";
+import { CategoryScale, Chart, LinearScale, LineController, LineElement, PointElement } from "chart.js";
+import { chooseBackend } from "./backend.ts";
+import { DrawingPad } from "./pad.ts";
+import { probeDevice } from "./probe.ts";
 import { Session, type SessionState } from "./session.ts";
+
+Chart.register(LineController, LineElement, PointElement, CategoryScale, LinearScale);
 
 const $ = <T extends HTMLElement = HTMLElement>(id: string): T => {
   const el = document.getElementById(id);
@@ -25,11 +32,41 @@ const STATE_TEXT: Record<SessionState, string> = {
   error: "Error",
 };
 
-/** A rough capacity from what the device says about itself; the coordinator may cap it. */
-function defaultCapacity(backend: TfBackend): number {
-  const mem = (navigator as Navigator & { deviceMemory?: number }).deviceMemory ?? 4;
-  const base = backend === "webgpu" || backend === "webgl" ? 3 : 2;
-  return Math.max(1, Math.min(4, mem < 2 ? 1 : base));
+/** Screen wake lock while training; released otherwise. Browsers without it simply skip this. */
+class WakeLock {
+  private sentinel: WakeLockSentinel | null = null;
+  async hold(on: boolean): Promise<void> {
+    if (on && !this.sentinel && "wakeLock" in navigator && document.visibilityState === "visible") {
+      try {
+        this.sentinel = await navigator.wakeLock.request("screen");
+        this.sentinel.addEventListener("release", () => (this.sentinel = null));
+      } catch {
+        this.sentinel = null;
+      }
+    } else if (!on && this.sentinel) {
+      const s = this.sentinel;
+      this.sentinel = null;
+      await s.release().catch(() => {});
+    }
+  }
+}
+
+interface BatteryLike extends EventTarget {
+  level: number;
+  charging: boolean;
+}
+
+function accuracyChart(canvas: HTMLCanvasElement): Chart<"line", number[], string> {
+  return new Chart(canvas, {
+    type: "line",
+    data: { labels: [], datasets: [{ data: [], borderColor: "#1d3557", backgroundColor: "#1d3557" }] },
+    options: {
+      responsive: true,
+      maintainAspectRatio: false,
+      animation: false,
+      scales: { y: { min: 0, max: 100, ticks: { callback: (v) => `${v}%` } }, x: { title: { display: true, text: "round" } } },
+    },
+  });
 }
 
 async function start(): Promise<void> {
@@ -38,12 +75,27 @@ async function start(): Promise<void> {
   const backendEl = $("backend");
   backendEl.textContent = choice.backend;
   backendEl.dataset.backend = choice.backend;
-  if (choice.skipped.length > 0) $("note").textContent = `Using ${choice.backend}: ${choice.skipped[0]}`;
+  if (choice.skipped.length > 0) {
+    const why = $("backend-why");
+    why.hidden = false;
+    why.textContent = window.isSecureContext
+      ? `Using ${choice.backend}: ${choice.skipped[0]}`
+      : `Using ${choice.backend}: WebGPU needs a secure page (https). Ask for the https link to train faster.`;
+    why.dataset.secure = String(window.isSecureContext);
+  }
+
   const asked = Number(params.get("capacity"));
-  const capacity = Number.isInteger(asked) && asked >= 1 ? asked : defaultCapacity(choice.backend);
+  const probe = Number.isInteger(asked) && asked >= 1 ? null : await probeDevice(choice.backend);
+  const capacity = probe ? probe.capacity : asked;
+  $("capacity-why").textContent = probe ? `Chosen from a quick test of this device (${probe.summary}); you can change it.` : "Set by the link.";
 
   const progress = $<HTMLProgressElement>("progress");
   const accList = $("accuracy");
+  const chart = accuracyChart($<HTMLCanvasElement>("acc-chart"));
+  const wake = new WakeLock();
+  const capInput = $<HTMLInputElement>("capacity-input");
+  capInput.value = String(capacity);
+
   const session = new Session(
     { capacity, backend: choice.backend, ...(params.get("label") ? { label: params.get("label")! } : {}) },
     {
@@ -52,11 +104,15 @@ async function start(): Promise<void> {
         el.textContent = STATE_TEXT[s] + (detail && s !== "waiting" ? ` (${detail})` : "");
         el.dataset.state = s;
         progress.hidden = s !== "training";
+        void wake.hold(s === "training" || s === "uploading");
         if (s === "error" || s === "disconnected") $("note").textContent = detail ?? "";
+        else if (s === "waiting") $("note").textContent = "";
       },
       joined(info) {
         $("client").textContent = info.clientId;
-        $("capacity").textContent = `${info.capacity} of ${info.experts} experts`;
+        $("capacity").textContent = `of ${info.experts} experts${info.capacity !== session.capacity ? ` (capped to ${info.capacity})` : ""}`;
+        capInput.max = String(info.experts);
+        capInput.disabled = false;
       },
       round(round, experts) {
         $("round").textContent = String(round);
@@ -72,22 +128,123 @@ async function start(): Promise<void> {
         li.dataset.accuracy = acc.toFixed(4);
         li.textContent = `round ${round}: ${(acc * 100).toFixed(1)}%`;
         accList.append(li);
+        chart.data.labels!.push(String(round));
+        chart.data.datasets[0]!.data.push(acc * 100);
+        chart.update();
       },
       closed() {},
     },
   );
 
-  const pause = $<HTMLButtonElement>("pause");
-  let paused = false;
-  pause.addEventListener("click", () => {
-    paused = !paused;
-    pause.textContent = paused ? "Resume" : "Pause";
-    void session.setPaused(paused);
+  capInput.addEventListener("change", () => {
+    const v = Number(capInput.value);
+    if (Number.isInteger(v) && v >= 1) session.setCapacity(v);
   });
+
+  // Pause rule: the volunteer's button, or a hidden tab / low battery unless they opted in.
+  const pause = $<HTMLButtonElement>("pause");
+  const keep = $<HTMLInputElement>("keep-hidden");
+  let userPaused = false;
+  let battery: BatteryLike | null = null;
+  let applied = false;
+  const lowBattery = (): boolean => battery !== null && !battery.charging && battery.level < 0.2;
+  const applyPause = (): void => {
+    const auto = !keep.checked && (document.visibilityState === "hidden" || lowBattery());
+    const paused = userPaused || auto;
+    pause.textContent = userPaused ? "Resume" : "Pause";
+    if (paused === applied) return;
+    applied = paused;
+    if (auto && !userPaused) $("note").textContent = document.visibilityState === "hidden" ? "Paused while this tab is hidden." : "Paused: battery below 20%.";
+    void session.setPaused(paused);
+  };
+  pause.addEventListener("click", () => {
+    userPaused = !userPaused;
+    applyPause();
+  });
+  keep.addEventListener("change", applyPause);
+  document.addEventListener("visibilitychange", applyPause);
+  const nav = navigator as Navigator & { getBattery?: () => Promise<BatteryLike> };
+  nav.getBattery?.()
+    .then((b) => {
+      battery = b;
+      b.addEventListener("levelchange", applyPause);
+      b.addEventListener("chargingchange", applyPause);
+      applyPause();
+    })
+    .catch(() => {});
+  applyPause();
+
   $("leave").addEventListener("click", () => {
     session.leave();
     pause.disabled = true;
     ($("leave") as HTMLButtonElement).disabled = true;
+  });
+
+  setUpPad(session);
+}
+
+function setUpPad(session: Session): void {
+  const preview = $<HTMLCanvasElement>("pad-preview");
+  const addBtn = $<HTMLButtonElement>("pad-add");
+  const tryBtn = $<HTMLButtonElement>("pad-try");
+  const pad = new DrawingPad($<HTMLCanvasElement>("pad"), () => {
+    addBtn.disabled = tryBtn.disabled = pad.empty;
+    if (!pad.empty) pad.toMnist(preview);
+  });
+  addBtn.disabled = tryBtn.disabled = true;
+  const label = $<HTMLSelectElement>("pad-label");
+  for (let d = 0; d <= 9; d++) label.add(new Option(String(d), String(d)));
+  const count = $("pad-count");
+  const result = $("pad-result");
+
+  addBtn.addEventListener("click", () => {
+    const x = pad.toMnist(preview);
+    if (!x) return;
+    const n = session.addSample(x, Number(label.value));
+    count.textContent = `${n} own sample${n === 1 ? "" : "s"}: they join your training data from the next round (they never leave this device).`;
+    count.dataset.count = String(n);
+    pad.clear();
+  });
+  tryBtn.addEventListener("click", () => {
+    const x = pad.toMnist(preview);
+    if (!x) return;
+    void session.predict(x).then((p) => {
+      result.hidden = false;
+      const guess = $("pad-guess");
+      if (!p) {
+        guess.textContent = "No model yet: wait for the first round to finish.";
+        guess.dataset.digit = "";
+        $("pad-probs").replaceChildren();
+        $("pad-expert").textContent = "";
+        return;
+      }
+      const best = p.probs.indexOf(Math.max(...p.probs));
+      guess.textContent = `It looks like a ${best} (${((p.probs[best] ?? 0) * 100).toFixed(0)}%).`;
+      guess.dataset.digit = String(best);
+      const expert = $("pad-expert");
+      expert.textContent = `The gate picked expert ${p.topExpert} (weight ${((p.gate[p.topExpert] ?? 0) * 100).toFixed(0)}%).`;
+      expert.dataset.expert = String(p.topExpert);
+      $("pad-probs").replaceChildren(
+        ...p.probs.map((v, d) => {
+          const li = document.createElement("li");
+          if (d === best) li.className = "top";
+          const m = document.createElement("meter");
+          m.min = 0;
+          m.max = 1;
+          m.value = v;
+          const digit = document.createElement("span");
+          digit.textContent = String(d);
+          const val = document.createElement("span");
+          val.textContent = `${(v * 100).toFixed(1)}%`;
+          li.append(digit, m, val);
+          return li;
+        }),
+      );
+    });
+  });
+  $("pad-clear").addEventListener("click", () => {
+    pad.clear();
+    preview.getContext("2d")?.clearRect(0, 0, preview.width, preview.height);
   });
 }
 

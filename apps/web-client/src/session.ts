@@ -16,6 +16,7 @@ import {
   type RoundStart,
   type RoundSummary,
   type ServerToClientEvents,
+  type LabeledSet,
   type Shard,
 } from "@flexmoe/core";
 import { MoeTrainer } from "@flexmoe/model";
@@ -60,6 +61,9 @@ export class Session {
   private busy = false;
   private abort = { aborted: false };
   private left = false;
+  private capacityChanged = false;
+  /** The volunteer's own drawings: they join the local training set and never leave the page. */
+  private readonly own: { x: Float32Array[]; y: number[] } = { x: [], y: [] };
 
   constructor(
     private readonly opts: { url?: string; capacity: number; backend: TfBackend; label?: string },
@@ -79,6 +83,7 @@ export class Session {
 
   private async join(): Promise<void> {
     this.abort = { aborted: false };
+    this.capacityChanged = false;
     const token = loadToken();
     let res = await this.request("client:join", {
       protocol: PROTOCOL_VERSION,
@@ -163,7 +168,7 @@ export class Session {
       const evalRes = await trainer.evaluate(shard.test);
       this.on.accuracy(start.round, evalRes.accuracy);
       const t0 = performance.now();
-      const update = await trainer.train(shard.train, {
+      const update = await trainer.train(this.trainingSet(shard.train), {
         ...start.training,
         rng: createRng((start.round * 7919 + shard.train.n) >>> 0),
         onProgress: (done, total) => this.on.progress(total > 0 ? done / total : 1),
@@ -195,6 +200,7 @@ export class Session {
     } finally {
       this.on.progress(1);
       this.busy = false;
+      this.rejoinIfCapacityChanged();
     }
   }
 
@@ -207,6 +213,56 @@ export class Session {
     } catch {
       return { ok: false, error: { code: "INTERNAL", message: `${event}: no answer within ${ACK_TIMEOUT_MS / 1000}s` } };
     }
+  }
+
+  /** The shard's training split plus the volunteer's own samples. */
+  private trainingSet(train: LabeledSet): LabeledSet {
+    const n = this.own.y.length;
+    if (n === 0) return train;
+    const d = train.shape[0] * train.shape[1] * train.shape[2];
+    const x = new Float32Array((train.n + n) * d);
+    x.set(train.x);
+    this.own.x.forEach((s, i) => x.set(s, (train.n + i) * d));
+    const y = new Uint8Array(train.n + n);
+    y.set(train.y);
+    y.set(this.own.y, train.n);
+    return { ...train, x, y, n: train.n + n };
+  }
+
+  /** Add one own sample (28x28 values in [0, 1]) to the local training set; returns how many there are. */
+  addSample(pixels: Float32Array, label: number): number {
+    if (pixels.length !== 784) throw new RangeError(`a sample has 784 values, got ${pixels.length}`);
+    if (!Number.isInteger(label) || label < 0 || label > 9) throw new RangeError(`label must be 0..9, got ${label}`);
+    this.own.x.push(pixels.slice());
+    this.own.y.push(label);
+    return this.own.y.length;
+  }
+
+  get ownSamples(): number {
+    return this.own.y.length;
+  }
+
+  /** Run the current personalized model (last round's weights after local training, own gate); null before the first round. */
+  async predict(pixels: Float32Array): Promise<{ probs: number[]; gate: number[]; topExpert: number } | null> {
+    return this.trainer ? this.trainer.predict(pixels) : null;
+  }
+
+  /** Capacity takes effect through a rejoin (same token, same identity), so it waits for a round in progress. */
+  setCapacity(capacity: number): void {
+    this.opts.capacity = capacity;
+    this.capacityChanged = true;
+    if (!this.busy) this.rejoinIfCapacityChanged();
+  }
+
+  private rejoinIfCapacityChanged(): void {
+    if (!this.capacityChanged || !this.info || this.left) return;
+    this.capacityChanged = false;
+    this.socket.disconnect();
+    this.socket.connect();
+  }
+
+  get capacity(): number {
+    return this.opts.capacity;
   }
 
   async setPaused(paused: boolean): Promise<void> {

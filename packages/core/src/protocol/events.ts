@@ -62,3 +62,60 @@ export interface SocketData {
   clientId?: string;
   backend?: BackendName;
 }
+
+/** One client as the dashboard shows it. */
+export interface DashboardClient {
+  id: string;
+  label: string | null;
+  backend: string;
+  capacity: number;
+  /** Experts held in the current or last round this client took part in. */
+  experts: number[];
+  online: boolean;
+  ready: boolean;
+  lastRound: number;
+  accuracy: number | null;
+}
+
+/** One completed round as the dashboard charts it. */
+export interface DashboardRound {
+  round: number;
+  strategy: string;
+  participants: number;
+  accuracy: number | null;
+  loss: number | null;
+  /** Holders per expert. */
+  load: number[];
+  cv: number;
+  /** Samples routed per expert (clients' feedback). */
+  routed: number[];
+  /** CV of `routed`. */
+  cvRouted: number;
+}
+
+/** The whole dashboard, pushed on connect and after every change (coalesced). */
+export interface DashboardState {
+  runId: string;
+  phase: "waiting" | "training" | "paused" | "finished";
+  /** Completed rounds. */
+  round: number;
+  currentRound: number | null;
+  /** Round limit, 0 = unbounded. */
+  rounds: number;
+  strategy: string;
+  experts: number;
+  minClients: number;
+  /** URLs a volunteer can open to join (the first is the one for the QR code). */
+  joinUrls: string[];
+  clients: DashboardClient[];
+  history: DashboardRound[];
+  /** The fitness matrix Q for `fitness.clients` (rows) x experts. */
+  fitness: { clients: string[]; q: number[][] };
+  /** Experts per client in the open round, or the last completed one. */
+  assignment: Record<string, number[]>;
+}
+
+/** Namespace `/dashboard`: server → dashboard only; admin commands go over HTTP (`POST /api/admin`). */
+export interface DashboardServerToClientEvents {
+  "dashboard:state": (state: DashboardState) => void;
+}

@@ -65,3 +65,20 @@ export type UpdateMeta = z.infer<typeof updateMetaSchema>;
 
 export const updateSubmitSchema = z.object({ meta: updateMetaSchema, weights: binarySchema }).strict();
 export type UpdateSubmit = z.infer<typeof updateSubmitSchema>;
+
+/** Strategies an admin may switch to at run time (same names as the assignment module). */
+export const strategySchema = z.enum(["flex", "greedy", "random", "roundrobin"]);
+
+/**
+ * `POST /api/admin` body (the dashboard and `flexmoe admin` send it; the token travels in
+ * `Authorization: Bearer <token>`). `value` is required by set-strategy and set-rounds only.
+ */
+export const adminCommandSchema = z.discriminatedUnion("action", [
+  z.object({ action: z.literal("start") }).strict(),
+  z.object({ action: z.literal("pause") }).strict(),
+  z.object({ action: z.literal("reset") }).strict(),
+  z.object({ action: z.literal("set-strategy"), value: strategySchema }).strict(),
+  z.object({ action: z.literal("set-rounds"), value: z.number().int().min(0).max(1_000_000) }).strict(),
+]);
+export type AdminCommand = z.infer<typeof adminCommandSchema>;
+export type AdminAction = AdminCommand["action"];
