@@ -3,6 +3,8 @@
  * The URL is read from its own start-up output, so tests exercise what `npm start` prints.
  */
 import { spawn, type ChildProcess } from "node:child_process";
+import { mkdtempSync } from "node:fs";
+import { tmpdir } from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 
@@ -11,7 +13,11 @@ const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..")
 export interface RunningCoordinator {
   url: string;
   proc: ChildProcess;
+  /** Where the run is persisted: a fresh temp dir unless the args name one. */
+  dataDir: string;
   output: () => string;
+  /** The admin token printed at start-up (`Admin token: ...`). */
+  adminToken: () => string;
   status: () => Promise<Status>;
   stop: () => Promise<void>;
 }
@@ -25,7 +31,10 @@ export interface Status {
 }
 
 export async function startCoordinator(args: string[], timeoutMs = 60_000): Promise<RunningCoordinator> {
-  const proc = spawn(process.execPath, [path.join(ROOT, "apps/coordinator/bin/flexmoe.mjs"), "serve", "--port", "0", "--host", "127.0.0.1", ...args], {
+  // Each test run is its own federation unless it asks to resume one (a later --port/--data-dir wins).
+  const at = args.indexOf("--data-dir");
+  const dataDir = at >= 0 ? args[at + 1]! : mkdtempSync(path.join(tmpdir(), "flexmoe-e2e-"));
+  const proc = spawn(process.execPath, [path.join(ROOT, "apps/coordinator/bin/flexmoe.mjs"), "serve", "--port", "0", "--host", "127.0.0.1", "--data-dir", dataDir, ...args], {
     cwd: ROOT,
     stdio: ["ignore", "pipe", "pipe"],
   });
@@ -35,7 +44,7 @@ export async function startCoordinator(args: string[], timeoutMs = 60_000): Prom
   const url = await new Promise<string>((resolve, reject) => {
     const deadline = setTimeout(() => reject(new Error(`coordinator did not start within ${timeoutMs} ms:\n${out}`)), timeoutMs);
     const check = () => {
-      const m = /(http:\/\/localhost:\d+\/)/.exec(out);
+      const m = /(https?:\/\/localhost:\d+\/)/.exec(out);
       if (m) {
         clearTimeout(deadline);
         resolve(m[1]!);
@@ -50,11 +59,13 @@ export async function startCoordinator(args: string[], timeoutMs = 60_000): Prom
   return {
     url,
     proc,
+    dataDir,
     output: () => out,
+    adminToken: () => /Admin token: (\S+)/.exec(out)?.[1] ?? "",
     status: async () => (await (await fetch(`${url}api/status`)).json()) as Status,
     stop: () =>
       new Promise<void>((resolve) => {
-        if (proc.exitCode !== null) return resolve();
+        if (proc.exitCode !== null || proc.signalCode !== null) return resolve();
         const kill = setTimeout(() => proc.kill("SIGKILL"), 5_000);
         proc.once("exit", () => {
           clearTimeout(kill);

@@ -13,16 +13,26 @@ let glBrowser: Browser;
 
 test.beforeAll(async () => {
   coord = await startCoordinator([
-    "--experts", "8",
-    "--min-clients", "4",
-    "--rounds", "3",
-    "--strategy", "flex",
-    "--partition", "classes:4",
-    "--max-samples", "160",
-    "--epochs", "2",
-    "--lr", "0.003",
-    "--gather-ms", "500",
-    "--round-timeout", "240",
+    "--experts",
+    "8",
+    "--min-clients",
+    "4",
+    "--rounds",
+    "3",
+    "--strategy",
+    "flex",
+    "--partition",
+    "classes:4",
+    "--max-samples",
+    "160",
+    "--epochs",
+    "2",
+    "--lr",
+    "0.003",
+    "--gather-ms",
+    "500",
+    "--round-timeout",
+    "240",
   ]);
   gpuBrowser = await chromium.launch({ executablePath: CHROMIUM, args: [...BASE_ARGS, ...WEBGPU_ARGS] });
   glBrowser = await chromium.launch({ executablePath: CHROMIUM, args: BASE_ARGS });

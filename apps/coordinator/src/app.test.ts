@@ -2,51 +2,15 @@
  * Integration tests: the real app (Express + Socket.IO) on a loopback port, real socket.io
  * clients speaking the protocol. Only the model is left out (synthetic clients echo weights).
  */
-import { randomBytes } from "node:crypto";
 import { afterEach, describe, expect, it, vi } from "vitest";
-import { createRng, decodeShard, encodeTensors, type LabeledSet } from "@flexmoe/core";
-import { createApp, statusOf, type App } from "./app.ts";
-import { systemClock } from "./clock.ts";
-import { resolveConfig, type CoordinatorConfig } from "./config.ts";
-import { ShardStore } from "./data/shards.ts";
-import { silentLogger } from "./logger.ts";
-import { SyntheticClient, type SyntheticClientOptions } from "./testing/synthetic-client.ts";
+import { decodeShard, encodeTensors } from "@flexmoe/core";
+import { statusOf } from "./app.ts";
+import type { CoordinatorConfig } from "./config.ts";
+import { AppFixture } from "./testing/app-fixture.ts";
 
-function syntheticData(n: number): LabeledSet {
-  const rng = createRng(42);
-  const x = new Float32Array(n * 784).map(() => rng.next());
-  const y = new Uint8Array(n).map((_, i) => i % 10);
-  return { x, y, n, shape: [28, 28, 1], numClasses: 10 };
-}
-
-const apps: App[] = [];
-const clients: SyntheticClient[] = [];
-afterEach(async () => {
-  for (const c of clients.splice(0)) c.close();
-  for (const a of apps.splice(0)) await a.close();
-});
-
-async function start(overrides: CoordinatorConfig = {}) {
-  const config = resolveConfig({ experts: 4, minClients: 2, gatherMs: 30, roundTimeoutSec: 5, preset: "dense", shards: 4, partition: "iid", ...overrides });
-  const rng = createRng(7);
-  const app = createApp({
-    config,
-    clock: systemClock,
-    logger: silentLogger,
-    rng,
-    shards: new ShardStore(syntheticData(200), { shards: 4, partition: config.partition, testFraction: 0.2, maxSamples: 0 }, rng.fork()),
-    newToken: () => randomBytes(18).toString("base64url"),
-  });
-  apps.push(app);
-  const port = await app.listen(0, "127.0.0.1");
-  const url = `http://127.0.0.1:${port}`;
-  const client = (o: Omit<SyntheticClientOptions, "url">) => {
-    const c = new SyntheticClient({ url, ...o });
-    clients.push(c);
-    return c;
-  };
-  return { app, url, client };
-}
+const fixture = new AppFixture();
+afterEach(() => fixture.closeAll());
+const start = (config: CoordinatorConfig = {}) => fixture.start({ config });
 
 const waitFor = <T>(fn: () => T | Promise<T>, timeout = 8_000) => vi.waitFor(fn, { timeout, interval: 20 });
 

@@ -14,8 +14,9 @@ import { backboneManifest, countParams, expertManifest, modelSpec } from "@flexm
 import type { Clock } from "./clock.ts";
 import type { ResolvedConfig } from "./config.ts";
 import type { ShardStore } from "./data/shards.ts";
-import { Federation, type FederationState, type RoundRecord } from "./federation.ts";
-import { createClientHandlers, type FlexSocket } from "./handlers/client.handlers.ts";
+import { Federation, type ClientRecord, type FederationState, type PersistedClient, type RoundRecord } from "./federation.ts";
+import { CLIENT_EVENTS, RejectStats, TokenBucket, type RejectedCounts } from "./guard.ts";
+import { clientRoom, createClientHandlers, type FlexSocket } from "./handlers/client.handlers.ts";
 import { createAdminHandler } from "./handlers/admin.handlers.ts";
 import { DashboardHub } from "./dashboard/hub.ts";
 import { modelJson, roundsCsv, weightsBin } from "./export.ts";
@@ -32,6 +33,10 @@ export interface AppDeps {
   webRoot?: string;
   initial?: FederationState;
   onRoundClosed?: (record: RoundRecord, state: FederationState) => void;
+  /** Client registry restored from the store (tokens survive a restart). */
+  initialClients?: readonly PersistedClient[];
+  onClientAdded?: (client: ClientRecord) => void;
+  onReset?: (state: FederationState) => void;
   /** Bearer token for `POST /api/admin`; without one the admin endpoint answers UNAUTHORIZED. */
   adminToken?: string;
   /** Join URLs for the dashboard's QR code (the first is encoded); read on every push. */
@@ -67,7 +72,7 @@ export function createApp(deps: AppDeps): App {
     newToken: deps.newToken,
     shardUrl: (token) => `/api/shard/${token}`,
     send: (clientId, start) => {
-      for (const s of io.of("/").sockets.values()) if (s.data.clientId === clientId) s.emit("round:started", start);
+      io.to(clientRoom(clientId)).emit("round:started", start);
       dashboard.changed();
     },
     broadcast: (summary) => {
@@ -76,7 +81,11 @@ export function createApp(deps: AppDeps): App {
     },
     ...(deps.initial ? { initial: deps.initial } : {}),
     ...(deps.onRoundClosed ? { onRoundClosed: deps.onRoundClosed } : {}),
+    ...(deps.initialClients ? { initialClients: deps.initialClients } : {}),
+    ...(deps.onClientAdded ? { onClientAdded: deps.onClientAdded } : {}),
+    ...(deps.onReset ? { onReset: deps.onReset } : {}),
   });
+  const rejected = new RejectStats();
 
   const dashboard = new DashboardHub(io as unknown as Server, federation, deps.clock, deps.joinUrls ?? (() => []));
 
@@ -84,7 +93,15 @@ export function createApp(deps: AppDeps): App {
     // Any request (join, ready, update) or a drop may change what the dashboard shows; pushes are coalesced.
     socket.onAny(() => dashboard.changed());
     socket.on("disconnect", () => dashboard.changed());
-    const h = createClientHandlers({ federation, socket, log: log.child({ socket: socket.id }) });
+    const socketLog = log.child({ socket: socket.id });
+    // Events outside the protocol are ignored (no handler answers them) and counted.
+    socket.onAny((event: unknown) => {
+      if (typeof event === "string" && CLIENT_EVENTS.has(event)) return;
+      rejected.unknownEvent();
+      socketLog.debug({ event: String(event).slice(0, 64) }, "unknown event ignored");
+    });
+    const limiter = new TokenBucket(deps.config.rateLimit.burst, deps.config.rateLimit.perSec, deps.clock);
+    const h = createClientHandlers({ federation, socket, log: socketLog, guard: { limiter, stats: rejected } });
     socket.on("client:join", h.join);
     socket.on("client:ready", h.ready);
     socket.on("update:submit", h.submit);
@@ -96,7 +113,7 @@ export function createApp(deps: AppDeps): App {
   );
 
   web.get("/api/status", (_req, res) => {
-    res.json(statusOf(federation));
+    res.json(statusOf(federation, rejected.snapshot()));
   });
   web.post(
     "/api/admin",
@@ -157,9 +174,10 @@ export function maxFrameBytes(preset: "cnn" | "dense", experts: number): number 
   return Math.ceil(params * 4 * 1.25) + (1 << 20);
 }
 
-export function statusOf(f: Federation) {
+export function statusOf(f: Federation, rejected?: RejectedCounts) {
   const s = f.snapshot;
   return {
+    ...(rejected && { rejected }),
     runId: s.runId,
     round: s.round,
     currentRound: f.currentRound,

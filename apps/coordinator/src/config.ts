@@ -48,7 +48,20 @@ export interface CoordinatorConfig {
   wireDType?: "float32" | "float16";
   /** Seed for partitioning, initial weights and random strategies. @default 1 */
   seed?: number;
+  /** A round that closes with fewer updates than this is abandoned (not applied) and redone. @default 1 */
+  quorum?: number;
+  /** How updates are combined: weighted mean, coordinate-wise trimmed mean, or coordinate-wise median. @default "mean" */
+  aggregator?: AggregatorName;
+  /** Fraction trimmed from each end by the trimmed aggregator. @default 0.2 */
+  trim?: number;
+  /** Clip each client's delta (per backbone and per expert) to this L2 norm; 0 = off. @default 0 */
+  clipNorm?: number;
+  /** Per-connection token bucket: burst size and refill per second. @default { burst: 40, perSec: 20 } */
+  rateLimit?: { burst?: number; perSec?: number };
 }
+
+export type AggregatorName = "mean" | "trimmed" | "median";
+export const AGGREGATORS: readonly AggregatorName[] = ["mean", "trimmed", "median"];
 
 export interface ResolvedConfig {
   readonly experts: number;
@@ -72,6 +85,12 @@ export interface ResolvedConfig {
   readonly training: { readonly epochs: number; readonly batchSize: number; readonly learningRate: number };
   readonly wireDType: "float32" | "float16";
   readonly seed: number;
+  readonly quorum: number;
+  readonly aggregator: AggregatorName;
+  readonly trim: number;
+  /** 0 = no clipping. */
+  readonly clipNorm: number;
+  readonly rateLimit: { readonly burst: number; readonly perSec: number };
 }
 
 const STRATEGIES: readonly StrategyName[] = ["flex", "greedy", "random", "roundrobin"];
@@ -91,6 +110,8 @@ export function resolveConfig(c: CoordinatorConfig = {}): ResolvedConfig {
   const strategy = c.strategy ?? "flex";
   if (!STRATEGIES.includes(strategy)) throw new RangeError(`strategy must be one of ${STRATEGIES.join(", ")}, got ${strategy}`);
   const partitionLabel = c.partition ?? "dirichlet:0.8";
+  const aggregator = c.aggregator ?? "mean";
+  if (!AGGREGATORS.includes(aggregator)) throw new RangeError(`aggregator must be one of ${AGGREGATORS.join(", ")}, got ${aggregator}`);
   return Object.freeze({
     experts,
     minClients: int("min-clients", c.minClients ?? 2, 1, 100_000),
@@ -120,5 +141,13 @@ export function resolveConfig(c: CoordinatorConfig = {}): ResolvedConfig {
     }),
     wireDType: c.wireDType ?? "float32",
     seed: int("seed", c.seed ?? 1, 0, 2 ** 32 - 1),
+    quorum: int("quorum", c.quorum ?? 1, 1, 100_000),
+    aggregator,
+    trim: num("trim", c.trim ?? 0.2, 0, 0.5),
+    clipNorm: num("clip", c.clipNorm ?? 0, 0, 1e12),
+    rateLimit: Object.freeze({
+      burst: int("rate-burst", c.rateLimit?.burst ?? 40, 1, 1_000_000),
+      perSec: num("rate-per-sec", c.rateLimit?.perSec ?? 20, 0.001, 1_000_000),
+    }),
   });
 }

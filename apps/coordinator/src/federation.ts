@@ -17,6 +17,7 @@ import {
   routedLoad,
   updateDeficit,
   type AckResult,
+  type AggregateOptions,
   type Assignment,
   type ExpertFeedback,
   type JoinInfo,
@@ -25,6 +26,7 @@ import {
   type Rng,
   type RoundStart,
   type RoundSummary,
+  type StrategyName,
   type TensorManifest,
   type UpdateMeta,
 } from "@flexmoe/core";
@@ -89,6 +91,18 @@ export interface FederationState {
   history: RoundRecord[];
 }
 
+/** What survives a restart of a client: identity, credential and data shard (`online`/`ready` do not). */
+export interface PersistedClient {
+  id: string;
+  token: string;
+  shard: number;
+  capacity: number;
+  backend: string;
+  label: string | null;
+  lastRound: number;
+  accuracy: number | null;
+}
+
 interface PendingUpdate {
   meta: UpdateMeta;
   backbone: NamedTensor[];
@@ -119,19 +133,26 @@ export interface FederationDeps {
   broadcast: (summary: RoundSummary) => void;
   /** Called after every completed round with the new state (persistence hooks in here). */
   onRoundClosed?: (record: RoundRecord, state: FederationState) => void;
+  /** Called when a new client is registered (its token must outlive a restart). */
+  onClientAdded?: (client: ClientRecord) => void;
+  /** Called after an admin reset replaced the state with a fresh run (so the store forgets the old one). */
+  onReset?: (state: FederationState) => void;
   initial?: FederationState;
+  /** Client registry restored from a store: rejoining with these tokens keeps identity and shard. */
+  initialClients?: readonly PersistedClient[];
 }
 
 export class Federation {
   readonly spec: ModelSpec;
-  private readonly cfg: ResolvedConfig;
+  /** Replaced (never mutated) by the admin's setStrategy/setRounds. */
+  private cfg: ResolvedConfig;
   private readonly deps: FederationDeps;
   private readonly log: Logger;
   private readonly clients = new Map<string, ClientRecord>();
   private readonly byToken = new Map<string, string>();
   private state: FederationState;
   private phaseValue: Phase = "waiting";
-  private paused = false;
+  private pausedValue = false;
   private live: LiveRound | null = null;
   private gather: TimerHandle | null = null;
   private nextClientNo = 1;
@@ -147,6 +168,7 @@ export class Federation {
     this.backboneNames = backboneManifest(this.spec);
     this.expertNames = Array.from({ length: this.cfg.experts }, (_, e) => expertManifest(this.spec, e));
     this.state = deps.initial ?? this.freshState();
+    for (const p of deps.initialClients ?? []) this.restoreClient(p);
     if (this.cfg.rounds > 0 && this.state.round >= this.cfg.rounds) this.phaseValue = "finished";
   }
 
@@ -162,6 +184,42 @@ export class Federation {
       cumulativeRouted: new Array<number>(this.cfg.experts).fill(0),
       history: [],
     };
+  }
+
+  private restoreClient(p: PersistedClient): void {
+    const rec: ClientRecord = {
+      id: p.id,
+      token: p.token,
+      capacity: p.capacity,
+      backend: p.backend,
+      label: p.label ?? undefined,
+      shard: p.shard,
+      online: false,
+      ready: false,
+      experts: [],
+      lastRound: p.lastRound,
+      accuracy: p.accuracy,
+    };
+    this.clients.set(rec.id, rec);
+    this.byToken.set(rec.token, rec.id);
+    const no = Number(/^c(\d+)$/.exec(rec.id)?.[1] ?? 0);
+    this.nextClientNo = Math.max(this.nextClientNo, no + 1);
+    // Shards are dealt round-robin in join order, so the next one follows the registry's length.
+    this.nextShard = Math.max(this.nextShard, this.clients.size);
+  }
+
+  /** The client registry as it should be persisted. */
+  registry(): PersistedClient[] {
+    return [...this.clients.values()].map((c) => ({
+      id: c.id,
+      token: c.token,
+      shard: c.shard,
+      capacity: c.capacity,
+      backend: c.backend,
+      label: c.label ?? null,
+      lastRound: c.lastRound,
+      accuracy: c.accuracy,
+    }));
   }
 
   get phase(): Phase {
@@ -213,6 +271,7 @@ export class Federation {
       };
       this.clients.set(rec.id, rec);
       this.byToken.set(token, rec.id);
+      this.deps.onClientAdded?.(rec);
     }
     this.log.info({ client: rec.id, capacity, backend: req.backend }, "client joined");
     return {
@@ -252,11 +311,66 @@ export class Federation {
     rec.ready = false;
     this.log.info({ client: clientId }, "client left");
     const live = this.live;
-    if (live && live.awaiting.delete(clientId) && live.awaiting.size === 0) this.closeRound(live.updates.size > 0 ? "complete" : "abandoned");
+    if (live && live.awaiting.delete(clientId) && live.awaiting.size === 0) this.closeRound("complete");
+  }
+
+  get paused(): boolean {
+    return this.pausedValue;
+  }
+  get strategy(): StrategyName {
+    return this.cfg.strategy;
+  }
+  /** Round limit, 0 = unbounded. */
+  get roundLimit(): number {
+    return this.cfg.rounds;
+  }
+  get config(): ResolvedConfig {
+    return this.cfg;
+  }
+  /** Experts per participant of the open round, or null between rounds. */
+  get openAssignment(): Record<string, number[]> | null {
+    return this.live ? Object.fromEntries([...this.live.experts].map(([id, ex]) => [id, [...ex]])) : null;
+  }
+
+  /** Admin: the strategy used from the next round on (the open round keeps its assignment). */
+  setStrategy(strategy: StrategyName): void {
+    this.cfg = Object.freeze({ ...this.cfg, strategy });
+    this.log.info({ strategy }, "strategy set");
+  }
+
+  /** Admin: stop after `rounds` completed rounds (0 = unbounded); a finished run resumes when the limit grows. */
+  setRounds(rounds: number): void {
+    this.cfg = Object.freeze({ ...this.cfg, rounds });
+    this.log.info({ rounds }, "round limit set");
+    if (this.phaseValue === "finished" && (rounds === 0 || this.state.round < rounds)) {
+      this.phaseValue = this.pausedValue ? "paused" : "waiting";
+    }
+    this.maybeStart();
+  }
+
+  /**
+   * Admin: start a new run (new runId, fresh weights, Q, deficits and history). The open round,
+   * if any, is dropped (its late updates get STALE_ROUND); joined clients stay joined.
+   */
+  reset(): void {
+    this.gather?.cancel();
+    this.gather = null;
+    this.live?.timer.cancel();
+    this.live = null;
+    this.state = this.freshState();
+    for (const c of this.clients.values()) {
+      c.experts = [];
+      c.lastRound = 0;
+      c.accuracy = null;
+    }
+    this.phaseValue = this.pausedValue ? "paused" : "waiting";
+    this.log.info({ runId: this.state.runId }, "federation reset");
+    this.deps.onReset?.(this.state);
+    this.maybeStart();
   }
 
   pause(paused: boolean): void {
-    this.paused = paused;
+    this.pausedValue = paused;
     if (paused) {
       this.gather?.cancel();
       this.gather = null;
@@ -272,7 +386,7 @@ export class Federation {
   }
 
   private maybeStart(): void {
-    if (this.paused || this.live || this.phaseValue === "finished") return;
+    if (this.pausedValue || this.live || this.phaseValue === "finished") return;
     if (this.cfg.rounds > 0 && this.state.round >= this.cfg.rounds) {
       this.phaseValue = "finished";
       return;
@@ -280,7 +394,7 @@ export class Federation {
     if (this.eligible().length < this.cfg.minClients || this.gather) return;
     this.gather = this.deps.clock.timeout(this.cfg.gatherMs, () => {
       this.gather = null;
-      if (!this.paused && !this.live && this.eligible().length >= this.cfg.minClients) this.startRound();
+      if (!this.pausedValue && !this.live && this.eligible().length >= this.cfg.minClients) this.startRound();
     });
   }
 
@@ -315,14 +429,21 @@ export class Federation {
     };
     this.phaseValue = "training";
     this.log.info({ round, participants: ids.length, load: assignment.load, strategy: this.cfg.strategy }, "round started");
+    // Clients holding the same expert set get the same bytes: encode each distinct set once.
+    const frames = new Map<string, Uint8Array>();
     for (const c of participants) {
       const held = experts.get(c.id) ?? [];
       c.experts = held;
-      const tensors = [...this.state.backbone, ...held.flatMap((e) => this.state.experts[e] ?? [])];
+      const key = held.join(",");
+      let frame = frames.get(key);
+      if (!frame) {
+        frame = encodeTensors([...this.state.backbone, ...held.flatMap((e) => this.state.experts[e] ?? [])], this.cfg.wireDType);
+        frames.set(key, frame);
+      }
       this.deps.send(c.id, {
         round,
         experts: held,
-        weights: encodeTensors(tensors, this.cfg.wireDType),
+        weights: frame,
         training: { ...this.cfg.training },
         timeoutMs: this.cfg.roundTimeoutMs,
       });
@@ -340,7 +461,9 @@ export class Federation {
     const fbErr = checkFeedback(meta, held);
     if (fbErr) return protocolError(fbErr.code, fbErr.message);
     const manifest = [...this.backboneNames, ...held.flatMap((e) => this.expertNames[e] ?? [])];
-    const decoded = decodeTensors(frame, manifest);
+    // Bound the frame by what this manifest can need in float32, before the header is even parsed.
+    const maxBytes = manifest.reduce((s, t) => s + 4 * t.shape.reduce((a, b) => a * b, 1), 0) + (64 << 10);
+    const decoded = decodeTensors(frame, manifest, { maxBytes });
     if (!decoded.ok) return protocolError(decoded.error.code, decoded.error.message);
     const tensors = decoded.value;
     const nb = this.backboneNames.length;
@@ -358,18 +481,33 @@ export class Federation {
     return { ok: true, value: { round: live.round } };
   }
 
+  private aggregateOptions(): AggregateOptions {
+    const c = this.cfg;
+    return {
+      ...(c.clipNorm > 0 && { clipNorm: c.clipNorm }),
+      ...(c.aggregator === "trimmed" && { trim: c.trim }),
+      ...(c.aggregator === "median" && { trim: 0.5 }),
+    };
+  }
+
   private closeRound(reason: RoundRecord["reason"]): void {
     const live = this.live;
     if (!live) return;
     live.timer.cancel();
     this.live = null;
     const updates = [...live.updates.entries()].sort(([a], [b]) => cmpId(a, b));
+    // Below quorum (or nobody answered): nothing is applied, not even the deficits; the round is redone.
+    if (updates.length < Math.max(1, this.cfg.quorum)) {
+      this.abandon(live, reason, updates.length);
+      return;
+    }
     const E = this.cfg.experts;
-    if (updates.length > 0) {
+    {
       const next = aggregateRound(
         this.state.backbone,
         this.state.experts,
         updates.map(([, u]) => ({ backbone: u.backbone, numSamples: u.meta.numSamples, experts: u.experts })),
+        this.aggregateOptions(),
       );
       this.state.backbone = next.backbone;
       this.state.experts = next.experts;
@@ -417,12 +555,9 @@ export class Federation {
         c.accuracy = u.meta.evalAccuracy;
       }
     }
-    // An abandoned round (nobody answered) is not a completed round: it is redone.
-    if (reason !== "abandoned") {
-      this.state.round = live.round;
-      this.state.history.push(record);
-      this.deps.onRoundClosed?.(record, this.state);
-    }
+    this.state.round = live.round;
+    this.state.history.push(record);
+    this.deps.onRoundClosed?.(record, this.state);
     this.log.info(
       { round: live.round, reason, participants: updates.length, accuracy: record.accuracy, cv: record.cv },
       "round closed",
@@ -435,7 +570,14 @@ export class Federation {
       load: holders,
       cv: hs.cv,
     });
-    this.phaseValue = this.paused ? "paused" : "waiting";
+    this.phaseValue = this.pausedValue ? "paused" : "waiting";
+    this.maybeStart();
+  }
+
+  /** A round that is not applied: global state is untouched, no round:closed goes out, and the same round number is run again. */
+  private abandon(live: LiveRound, reason: RoundRecord["reason"], received: number): void {
+    this.log.warn({ round: live.round, reason, received, quorum: this.cfg.quorum }, "round abandoned (below quorum); it will be redone");
+    this.phaseValue = this.pausedValue ? "paused" : "waiting";
     this.maybeStart();
   }
 

@@ -12,9 +12,12 @@ import { pino } from "pino";
 import qrcode from "qrcode-terminal";
 import { createApp } from "../app.ts";
 import { systemClock } from "../clock.ts";
-import { resolveConfig, type CoordinatorConfig } from "../config.ts";
+import { resolveConfig, type AggregatorName, type CoordinatorConfig } from "../config.ts";
 import { loadMnist } from "../data/mnist.ts";
 import { ShardStore } from "../data/shards.ts";
+import { openRun, persistenceHooks } from "../store/persist.ts";
+import { FileRunStore } from "../store/store.ts";
+import { loadOrCreateSelfSigned, loadProvidedCert, type TlsMaterial } from "../tls.ts";
 
 const HELP = `usage: flexmoe serve [options]
   --port <n>              port (default 3000; 0 = any free port)
@@ -37,7 +40,15 @@ const HELP = `usage: flexmoe serve [options]
   --preset <p>            cnn | dense (default cnn)
   --wire <dtype>          float32 | float16 (default float32)
   --seed <n>              (default 1)
-  --data-dir <dir>        where state is kept (default ./.flexmoe)
+  --quorum <n>            a round with fewer updates is not applied, and is redone (default 1)
+  --aggregator <a>        mean | trimmed | median (default mean)
+  --trim <f>              fraction cut from each end by --aggregator trimmed (default 0.2)
+  --clip <norm>           clip each client's delta (backbone, each expert) to this L2 norm (default off)
+  --data-dir <dir>        where state is kept (default ./.flexmoe); an existing run there is resumed
+  --https                 serve over TLS (self-signed certificate kept in <data-dir>/tls/, made on first start)
+  --cert <file> --key <file>  a real certificate and key (PEM) for --https
+  --admin-token <t>       admin token for the dashboard and \`flexmoe admin\` (default: random, printed;
+                          or FLEXMOE_ADMIN_TOKEN)
   --log-level <l>         pino level (default info)
 `;
 
@@ -67,7 +78,15 @@ export async function runServe(argv: string[]): Promise<number> {
         preset: { type: "string" },
         wire: { type: "string" },
         seed: { type: "string" },
+        quorum: { type: "string" },
+        aggregator: { type: "string" },
+        trim: { type: "string" },
+        clip: { type: "string" },
         "data-dir": { type: "string", default: ".flexmoe" },
+        https: { type: "boolean", default: false },
+        cert: { type: "string" },
+        key: { type: "string" },
+        "admin-token": { type: "string" },
         "log-level": { type: "string", default: "info" },
         help: { type: "boolean", short: "h" },
       },
@@ -97,6 +116,10 @@ export async function runServe(argv: string[]): Promise<number> {
     ...(values.preset !== undefined && { preset: values.preset === "dense" ? "dense" : "cnn" }),
     ...(values.wire !== undefined && { wireDType: values.wire === "float16" ? "float16" : "float32" }),
     ...(values.seed !== undefined && { seed: n(values.seed)! }),
+    ...(values.quorum !== undefined && { quorum: n(values.quorum)! }),
+    ...(values.aggregator !== undefined && { aggregator: values.aggregator as AggregatorName }),
+    ...(values.trim !== undefined && { trim: n(values.trim)! }),
+    ...(values.clip !== undefined && { clipNorm: n(values.clip)! }),
     training: {
       ...(values.epochs !== undefined && { epochs: n(values.epochs)! }),
       ...(values["batch-size"] !== undefined && { batchSize: n(values["batch-size"])! }),
@@ -118,6 +141,12 @@ export async function runServe(argv: string[]): Promise<number> {
     console.error(`flexmoe serve: ${(e as Error).message}`);
     return 2;
   }
+  const store = new FileRunStore(path.resolve(values["data-dir"]));
+  const resume = openRun(store, config);
+  if (!resume.ok) {
+    console.error(`flexmoe serve: ${store.dir}: ${resume.error.message}`);
+    return 2;
+  }
   const port = Number(values.port);
   const logger = pino({ level: values["log-level"] });
   const rng = createRng(config.seed);
@@ -127,7 +156,26 @@ export async function runServe(argv: string[]): Promise<number> {
     { shards: config.shards, partition: config.partition, testFraction: config.testFraction, maxSamples: config.maxSamplesPerClient },
     rng.fork(),
   );
+  if ((values.cert === undefined) !== (values.key === undefined)) {
+    console.error("flexmoe serve: --cert and --key go together");
+    return 2;
+  }
+  const useTls = values.https || values.cert !== undefined;
+  let tls: TlsMaterial | undefined;
+  try {
+    tls = !useTls
+      ? undefined
+      : values.cert !== undefined && values.key !== undefined
+        ? await loadProvidedCert(values.cert, values.key)
+        : await loadOrCreateSelfSigned(values["data-dir"], lanAddresses());
+  } catch (e) {
+    console.error(`flexmoe serve: TLS: ${(e as Error).message}`);
+    return 2;
+  }
+  const adminToken = values["admin-token"] ?? process.env.FLEXMOE_ADMIN_TOKEN ?? randomBytes(18).toString("base64url");
+  let joinUrls: string[] = [];
   const webRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../../../web-client/dist");
+  const persist = persistenceHooks({ store, clock: systemClock, logger, federation: () => app.federation });
   const app = createApp({
     config,
     clock: systemClock,
@@ -136,9 +184,25 @@ export async function runServe(argv: string[]): Promise<number> {
     shards,
     newToken: () => randomBytes(18).toString("base64url"),
     webRoot,
+    ...(resume.value.initial && { initial: resume.value.initial }),
+    ...(resume.value.initialClients && { initialClients: resume.value.initialClients }),
+    onRoundClosed: persist.onRoundClosed,
+    onClientAdded: persist.onClientAdded,
+    onReset: persist.onReset,
+    adminToken,
+    joinUrls: () => joinUrls,
+    ...(tls ? { tls: { key: tls.key, cert: tls.cert } } : {}),
   });
+  try {
+    if (!resume.value.initial) persist.saveNow();
+  } catch (e) {
+    console.error(`flexmoe serve: cannot write to --data-dir ${store.dir}: ${(e as Error).message}`);
+    return 2;
+  }
+  logger.info({ dataDir: store.dir, changed: resume.value.changed }, resume.value.summary);
   const bound = await app.listen(port, values.host);
-  printJoinInfo(bound, values.host);
+  joinUrls = printJoinInfo(bound, values.host, tls ? "https" : "http", adminToken);
+  if (tls) console.log(`TLS: ${tls.source === "provided" ? "your certificate" : `self-signed certificate (${tls.source}, ${path.join(values["data-dir"], "tls")})`}\n`);
   logger.info({ port: bound, strategy: config.strategy, experts: config.experts, partition: config.partitionLabel }, "coordinator ready");
 
   await new Promise<void>((resolve) => {
@@ -158,15 +222,19 @@ function lanAddresses(): string[] {
   return out;
 }
 
-function printJoinInfo(port: number, host: string | undefined): void {
+/** Prints the join URLs, QR code and dashboard link; returns the join URLs, the QR code's first. */
+function printJoinInfo(port: number, host: string | undefined, scheme: "http" | "https", adminToken: string): string[] {
   // Bound to one address: that is the only one that works. Bound to all: every LAN address does.
   const all = host === undefined || host === "" || host === "0.0.0.0" || host === "::";
   const lan = all ? lanAddresses() : host === "127.0.0.1" || host === "localhost" ? [] : [host];
-  const urls = [`http://localhost:${port}/`, ...lan.map((a) => `http://${a}:${port}/`)];
+  const urls = [`${scheme}://localhost:${port}/`, ...lan.map((a) => `${scheme}://${a}:${port}/`)];
   console.log("\nFLEX-MoE coordinator is up. Open this on phones and laptops to join:");
   for (const u of urls) console.log(`  ${u}`);
   const qrUrl = urls[1] ?? urls[0]!;
   console.log(`\nScan to join (${qrUrl}):`);
   qrcode.generate(qrUrl, { small: true }, (q: string) => console.log(q));
-  console.log(`Status: ${urls[0]}api/status\n`);
+  console.log(`Status: ${urls[0]}api/status`);
+  console.log(`Dashboard (admin): ${urls[0]}dashboard#admin=${adminToken}`);
+  console.log(`Admin token: ${adminToken}  (flexmoe admin pause --url ${urls[0]} --token ${adminToken})\n`);
+  return [...lan.map((a) => `${scheme}://${a}:${port}/`), `${scheme}://localhost:${port}/`];
 }

@@ -18,14 +18,23 @@ import {
 import type { Socket } from "socket.io";
 import type { z } from "zod";
 import type { Federation } from "../federation.ts";
+import type { RejectStats, TokenBucket } from "../guard.ts";
 import type { Logger } from "../logger.ts";
 
 export type FlexSocket = Socket<ClientToServerEvents, ServerToClientEvents, Record<string, never>, SocketData>;
 
 type Ack<T> = (res: AckResult<T>) => void;
 
+export const clientRoom = (clientId: string): string => `client:${clientId}`;
+
+/** Per-connection defences: a rate limit checked before parsing, and counters of rejections. */
+export interface Guard {
+  limiter?: TokenBucket;
+  stats?: RejectStats;
+}
+
 /**
- * Parse with `schema`, run `handler`, answer through the ack. A missing ack is tolerated
+ * Rate-limit, parse with `schema`, run `handler`, answer through the ack. A missing ack is tolerated
  * (the work still happens); a thrown error becomes INTERNAL and is logged, not sent.
  */
 export function withValidation<S extends z.ZodType, T>(
@@ -33,12 +42,15 @@ export function withValidation<S extends z.ZodType, T>(
   log: Logger,
   event: string,
   handler: (payload: z.infer<S>) => AckResult<T>,
+  guard: Guard = {},
 ): (payload: unknown, ack?: unknown) => void {
   return (payload, ack) => {
     const reply: Ack<T> = typeof ack === "function" ? (ack as Ack<T>) : () => {};
     let res: AckResult<T>;
-    const parsed = schema.safeParse(payload);
-    if (!parsed.success) {
+    const parsed = guard.limiter && !guard.limiter.take() ? null : schema.safeParse(payload);
+    if (parsed === null) {
+      res = protocolError(ErrorCode.RATE_LIMITED, `${event}: too many requests on this connection; slow down`);
+    } else if (!parsed.success) {
       const issue = parsed.error.issues[0];
       res = protocolError(ErrorCode.INVALID_PAYLOAD, `${event}: ${issue ? `${issue.path.join(".") || "payload"}: ${issue.message}` : "invalid"}`);
     } else {
@@ -49,13 +61,17 @@ export function withValidation<S extends z.ZodType, T>(
         res = protocolError(ErrorCode.INTERNAL, "internal error");
       }
     }
-    if (!res.ok) log.warn({ event, code: res.error.code, msg: res.error.message }, "rejected");
+    if (!res.ok) {
+      guard.stats?.rejected(res.error.code);
+      log.warn({ event, code: res.error.code, msg: res.error.message }, "rejected");
+    }
     reply(res);
   };
 }
 
-export function createClientHandlers(deps: { federation: Federation; socket: FlexSocket; log: Logger }) {
+export function createClientHandlers(deps: { federation: Federation; socket: FlexSocket; log: Logger; guard?: Guard }) {
   const { federation, socket, log } = deps;
+  const guard = deps.guard ?? {};
   const joined = (): string | null => socket.data.clientId ?? null;
 
   return {
@@ -66,21 +82,23 @@ export function createClientHandlers(deps: { federation: Federation; socket: Fle
       const res = federation.join(req);
       if (res.ok) {
         socket.data.clientId = res.value.clientId;
+        // One room per client id: the federation addresses clients, not sockets (O(1) per send).
+        void socket.join(clientRoom(res.value.clientId));
         socket.data.backend = req.backend;
       }
       return res;
-    }),
+    }, guard),
     ready: withValidation(readyRequestSchema, log, "client:ready", (req) => {
       const id = joined();
       if (!id) return protocolError(ErrorCode.NOT_JOINED, "join first");
       federation.setReady(id, req.ready);
       return { ok: true, value: { ready: req.ready } };
-    }),
+    }, guard),
     submit: withValidation(updateSubmitSchema, log, "update:submit", (req) => {
       const id = joined();
       if (!id) return protocolError(ErrorCode.NOT_JOINED, "join first");
       return federation.submit(id, req.meta, toBytes(req.weights));
-    }),
+    }, guard),
     disconnect: () => {
       const id = joined();
       if (id) federation.leave(id);

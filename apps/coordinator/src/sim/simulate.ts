@@ -78,6 +78,28 @@ export function runModelSpec(run: RunSpec, numClasses: number, capacities: reado
   return modelSpec("dense", run.experts, numClasses, { expertHidden: EXPERT_HIDDEN });
 }
 
+/** The multiplier attacker number `i` applies to its delta. */
+function attackStep(a: NonNullable<RunSpec["attack"]>, i: number): number {
+  const flip = a.kind === "signflip" || (a.kind === "mixed" && i % 2 === 0);
+  return flip ? -a.factor : a.factor;
+}
+
+/** Rewrites an honest upload x as g + step (x - g), in place. */
+function poison(
+  u: { backbone: NamedTensor[]; experts: { expert: number; tensors: NamedTensor[] }[] },
+  backbone: readonly NamedTensor[],
+  experts: readonly (readonly NamedTensor[])[],
+  step: number,
+): void {
+  const apply = (xs: NamedTensor[], gs: readonly NamedTensor[]) =>
+    xs.forEach((x, t) => {
+      const g = (gs[t] as NamedTensor).data;
+      for (let j = 0; j < x.data.length; j++) x.data[j] = (g[j] as number) + step * ((x.data[j] as number) - (g[j] as number));
+    });
+  apply(u.backbone, backbone);
+  for (const ex of u.experts) apply(ex.tensors, experts[ex.expert] as NamedTensor[]);
+}
+
 export async function simulateRun(run: RunSpec, data: SimData, onProgress?: (p: RunProgress) => void): Promise<ResultRow> {
   const t0 = performance.now();
   const { pool, globalTest } = data;
@@ -139,6 +161,7 @@ export async function simulateRun(run: RunSpec, data: SimData, onProgress?: (p: 
   let bytesUp = 0;
   let held: number[][] = clients.map(() => []);
   const trainer = new MoeTrainer(spec);
+  const attackers = Math.round((run.attack?.fraction ?? 0) * C);
   const expertsOf = (list: readonly number[]): Map<number, NamedTensor[]> => new Map(list.map((e) => [e, experts[e] as NamedTensor[]]));
 
   try {
@@ -182,6 +205,7 @@ export async function simulateRun(run: RunSpec, data: SimData, onProgress?: (p: 
           rng: streamRng(run.seed, `train:${c}:${round}`),
         });
         client.gate = u.gate;
+        if (run.attack && c < attackers) poison(u, backbone, experts, attackStep(run.attack, c));
         bytesUp += encodeTensors([...u.backbone, ...u.experts.flatMap((x) => x.tensors)]).byteLength;
         updates.push({ backbone: u.backbone, numSamples: u.numSamples, experts: u.experts });
         feedback.push(u.feedback);
@@ -189,7 +213,7 @@ export async function simulateRun(run: RunSpec, data: SimData, onProgress?: (p: 
         onProgress?.({ round, rounds: run.rounds, client: c + 1, clients: C });
       }
 
-      const next = aggregateRound(backbone, experts, updates);
+      const next = aggregateRound(backbone, experts, updates, run.aggregation);
       backbone = next.backbone;
       experts = next.experts;
       clients.forEach((client, c) => Q.update(client.id, held[c] as number[], feedback[c] ?? [], { beta: run.beta, fitness }));

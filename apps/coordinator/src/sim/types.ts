@@ -1,5 +1,5 @@
 /** Shapes of the Node experiment simulator: one run's settings and its result row. */
-import type { StrategyName } from "@flexmoe/core";
+import type { AggregateOptions, StrategyName } from "@flexmoe/core";
 
 export type DatasetName = "mnist" | "fashion-mnist";
 export const DATASETS: readonly DatasetName[] = ["mnist", "fashion-mnist"];
@@ -39,6 +39,20 @@ export interface RunSpec {
   slack: number;
   /** Fraction of each client's shard held out for the personalized accuracy. */
   testFraction: number;
+  /** Robustness runs: hostile clients and the server's defence (both absent = the paper's setting). */
+  attack?: AttackSpec;
+  aggregation?: AggregateOptions;
+}
+
+/**
+ * The first round(fraction * clients) clients train honestly but upload g + s (x - g) instead of x
+ * (g: the global weights they received): s = factor ("scale"), -factor ("signflip"), or alternating
+ * between the two over the attackers ("mixed").
+ */
+export interface AttackSpec {
+  fraction: number;
+  kind: "scale" | "signflip" | "mixed";
+  factor: number;
 }
 
 export interface ResultRow {

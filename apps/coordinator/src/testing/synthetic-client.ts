@@ -30,6 +30,8 @@ export interface SyntheticClientOptions {
   delayMs?: number;
   /** Accuracy this client reports (per expert and for evaluation). */
   accuracy?: number;
+  /** Reconnect after a drop (or a coordinator restart) and rejoin with the issued token, as the page does. */
+  reconnect?: boolean;
 }
 
 export class SyntheticClient {
@@ -38,10 +40,27 @@ export class SyntheticClient {
   readonly rounds: RoundStart[] = [];
   readonly closed: RoundSummary[] = [];
   readonly acks: AckOf<"update:submit">[] = [];
+  /** Successful rejoins after a reconnect, and the errors of failed ones. */
+  rejoins = 0;
+  readonly rejoinErrors: string[] = [];
   private timers = new Set<ReturnType<typeof setTimeout>>();
 
   constructor(private readonly opts: SyntheticClientOptions) {
-    this.socket = io(opts.url, { transports: ["websocket"], reconnection: false, forceNew: true });
+    this.socket = io(opts.url, {
+      transports: ["websocket"],
+      forceNew: true,
+      reconnection: opts.reconnect === true,
+      reconnectionDelay: 100,
+      reconnectionDelayMax: 500,
+    });
+    if (opts.reconnect) {
+      this.socket.io.on("reconnect", () => {
+        this.join().then(
+          () => this.rejoins++,
+          (e: unknown) => this.rejoinErrors.push(e instanceof Error ? e.message : String(e)),
+        );
+      });
+    }
     this.socket.on("round:started", (s) => {
       this.rounds.push(s);
       if (opts.autoSubmit === false) return;
@@ -66,7 +85,7 @@ export class SyntheticClient {
       protocol: PROTOCOL_VERSION,
       capacity: this.opts.capacity,
       backend: "synthetic",
-      ...(this.opts.token ? { token: this.opts.token } : {}),
+      ...(this.info ? { token: this.info.token } : this.opts.token ? { token: this.opts.token } : {}),
     });
     if (!res.ok) throw new Error(`join failed: ${res.error.code} ${res.error.message}`);
     this.info = res.value;

@@ -1,0 +1,74 @@
+/**
+ * Wiring between a Federation and a RunStore: what to resume from at start-up, and the hooks that
+ * write a checkpoint after every completed round and the registry whenever a client registers.
+ */
+import { err, ok, type Result } from "@flexmoe/core";
+import type { Clock } from "../clock.ts";
+import type { ResolvedConfig } from "../config.ts";
+import type { ClientRecord, Federation, FederationState, PersistedClient, RoundRecord } from "../federation.ts";
+import type { Logger } from "../logger.ts";
+import { checkpointOf, restoreCheckpoint, type StoreError } from "./checkpoint.ts";
+import type { RunStore } from "./store.ts";
+
+export interface Resume {
+  initial?: FederationState;
+  initialClients?: PersistedClient[];
+  /** Human-readable: "new run" or "resuming run X after round N". */
+  summary: string;
+  changed: string[];
+}
+
+/** Read the store and check it against `config`; an empty store is a new run. */
+export function openRun(store: RunStore, config: ResolvedConfig): Result<Resume, StoreError> {
+  const loaded = store.load();
+  if (!loaded.ok) return loaded;
+  if (loaded.value === null) return ok({ summary: "new run", changed: [] });
+  const restored = restoreCheckpoint(loaded.value, config);
+  if (!restored.ok) return err(restored.error);
+  const { initial, clients, changed } = restored.value;
+  return ok({
+    initial,
+    initialClients: clients,
+    summary: `resuming run ${initial.runId} after round ${initial.round} (${clients.length} known clients)`,
+    changed,
+  });
+}
+
+/**
+ * Hooks for createApp. `federation` is read lazily (the hooks exist before the app does); its live
+ * config (admin changes included) is what gets stored. A failed write is logged and the run goes
+ * on: the previous checkpoint is still whole.
+ */
+export function persistenceHooks(deps: { store: RunStore; clock: Clock; logger: Logger; federation: () => Federation }) {
+  const log = deps.logger.child({ module: "store" });
+  return {
+    /** Checkpoint the current state now (a new run's round 0, so its runId and registry survive too). */
+    saveNow: (): void => {
+      const f = deps.federation();
+      deps.store.save(checkpointOf(f.snapshot, f.registry(), f.config, deps.clock.now()));
+    },
+    onRoundClosed: (record: RoundRecord, state: FederationState): void => {
+      try {
+        deps.store.save(checkpointOf(state, deps.federation().registry(), deps.federation().config, deps.clock.now()));
+        log.debug({ round: record.round }, "checkpoint saved");
+      } catch (e) {
+        log.error({ err: e, round: record.round }, "checkpoint not saved");
+      }
+    },
+    /** An admin reset started a new run: checkpoint it at once, so a crash cannot bring the old one back. */
+    onReset: (state: FederationState): void => {
+      try {
+        deps.store.save(checkpointOf(state, deps.federation().registry(), deps.federation().config, deps.clock.now()));
+      } catch (e) {
+        log.error({ err: e, runId: state.runId }, "checkpoint of the reset run not saved");
+      }
+    },
+    onClientAdded: (client: ClientRecord): void => {
+      try {
+        deps.store.saveClients(deps.federation().registry());
+      } catch (e) {
+        log.error({ err: e, client: client.id }, "client registry not saved");
+      }
+    },
+  };
+}
