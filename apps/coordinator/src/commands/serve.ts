@@ -29,6 +29,10 @@ const HELP = `usage: flexmoe serve [options]
   --gather-ms <ms>        wait for more clients once min-clients are ready (default 1500)
   --strategy <s>          flex | greedy | random | roundrobin (default flex)
   --fitness <f>           acc | loss (default acc)
+  --alpha-l <x>           loss-driven fitness exp(-alpha_L * loss) (default 1)
+  --beta <x>              EMA rate of the fitness matrix Q (default 0.5)
+  --q0 <x>                initial fitness of untried client-expert pairs, in [0, 1] (default 1: optimistic)
+  --slack <x>             widen the load bounds by this fraction of the fair share (default 0)
   --dataset <d>           mnist (default mnist)
   --partition <p>         iid | dirichlet:0.8 | classes:4 (default dirichlet:0.8)
   --shards <n>            data shards dealt to joining clients (default 16)
@@ -67,6 +71,10 @@ export async function runServe(argv: string[]): Promise<number> {
         "gather-ms": { type: "string" },
         strategy: { type: "string" },
         fitness: { type: "string" },
+        "alpha-l": { type: "string" },
+        beta: { type: "string" },
+        q0: { type: "string" },
+        slack: { type: "string" },
         dataset: { type: "string" },
         partition: { type: "string" },
         shards: { type: "string" },
@@ -109,6 +117,10 @@ export async function runServe(argv: string[]): Promise<number> {
     ...(values["gather-ms"] !== undefined && { gatherMs: n(values["gather-ms"])! }),
     ...(values.strategy !== undefined && { strategy: values.strategy as StrategyName }),
     ...(values.fitness !== undefined && { fitness: values.fitness === "loss" ? "loss" : "acc" }),
+    ...(values["alpha-l"] !== undefined && { alphaL: n(values["alpha-l"])! }),
+    ...(values.beta !== undefined && { beta: n(values.beta)! }),
+    ...(values.q0 !== undefined && { q0: n(values.q0)! }),
+    ...(values.slack !== undefined && { slack: n(values.slack)! }),
     ...(values.partition !== undefined && { partition: values.partition }),
     ...(values.shards !== undefined && { shards: n(values.shards)! }),
     ...(values["max-samples"] !== undefined && { maxSamplesPerClient: n(values["max-samples"])! }),
