@@ -10,6 +10,7 @@ import {
   encodeTensors,
   PROTOCOL_VERSION,
   toBytes,
+  type AckOf,
   type ClientToServerEvents,
   type JoinInfo,
   type NamedTensor,
@@ -48,7 +49,6 @@ export interface SessionEvents {
 
 const ACK_TIMEOUT_MS = 30_000;
 
-type AckOf<E extends keyof ClientToServerEvents> = Parameters<Parameters<ClientToServerEvents[E]>[1]>[0];
 
 export class Session {
   private readonly socket: Socket<ServerToClientEvents, ClientToServerEvents>;

@@ -8,6 +8,7 @@ import {
   encodeTensors,
   PROTOCOL_VERSION,
   toBytes,
+  type AckOf,
   type ClientToServerEvents,
   type JoinInfo,
   type RoundStart,
@@ -18,7 +19,6 @@ import {
 import { backboneManifest, expertManifest, modelSpec } from "@flexmoe/model/spec";
 import { io, type Socket } from "socket.io-client";
 
-type AckOf<E extends keyof ClientToServerEvents> = Parameters<Parameters<ClientToServerEvents[E]>[1]>[0];
 
 export interface SyntheticClientOptions {
   url: string;

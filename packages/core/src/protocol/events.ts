@@ -53,6 +53,9 @@ export interface ClientToServerEvents {
   "update:submit": (req: UpdateSubmit, ack: (res: AckResult<{ round: number }>) => void) => void;
 }
 
+/** What the server acknowledges an event with (the ack callback's argument). */
+export type AckOf<E extends keyof ClientToServerEvents> = Parameters<Parameters<ClientToServerEvents[E]>[1]>[0];
+
 export interface ServerToClientEvents {
   "round:started": (start: RoundStart) => void;
   "round:closed": (summary: RoundSummary) => void;
