@@ -32,7 +32,11 @@ it("closes and applies a round after 30% of the clients vanish mid-round; later 
   const q = app.federation.snapshot.fitness;
   for (const c of stayers) expect(q.has(c.info!.clientId)).toBe(true);
   for (const c of leavers) expect(q.has(c.info!.clientId)).toBe(false);
-  expect(stayers.every((c) => c.closed.some((s) => s.round === 1 && s.participants === 7))).toBe(true);
+  // The broadcast reaches the clients a moment after the server closed the round.
+  await vi.waitFor(() => expect(stayers.every((c) => c.closed.some((s) => s.round === 1 && s.participants === 7))).toBe(true), {
+    timeout: 5_000,
+    interval: 20,
+  });
 
   leavers[2]!.close();
   await vi.waitFor(() => expect(app.federation.round).toBe(3), { timeout: 8_000, interval: 20 });
