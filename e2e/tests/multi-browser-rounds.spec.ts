@@ -32,7 +32,7 @@ test.beforeAll(async () => {
     "--epochs",
     "2",
     "--lr",
-    "0.003",
+    "0.005",
     "--gather-ms",
     "500",
     "--round-timeout",
