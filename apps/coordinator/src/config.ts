@@ -42,7 +42,7 @@ export interface CoordinatorConfig {
   testFraction?: number;
   /** Model preset the browser trains. @default "cnn" */
   preset?: Preset;
-  /** @default { epochs: 1, batchSize: 32, learningRate: 0.001 } */
+  /** @default { epochs: 1, batchSize: 32, learningRate: 0.005 } */
   training?: { epochs?: number; batchSize?: number; learningRate?: number };
   /** Wire precision for model frames sent to clients. @default "float32" */
   wireDType?: "float32" | "float16";
@@ -137,7 +137,7 @@ export function resolveConfig(c: CoordinatorConfig = {}): ResolvedConfig {
     training: Object.freeze({
       epochs: int("epochs", c.training?.epochs ?? 1, 1, 100),
       batchSize: int("batch-size", c.training?.batchSize ?? 32, 1, 4096),
-      learningRate: num("lr", c.training?.learningRate ?? 0.001, 1e-7, 10),
+      learningRate: num("lr", c.training?.learningRate ?? 0.005, 1e-7, 10),
     }),
     wireDType: c.wireDType ?? "float32",
     seed: int("seed", c.seed ?? 1, 0, 2 ** 32 - 1),

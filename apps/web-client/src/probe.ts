@@ -52,9 +52,13 @@ export async function probeDevice(backend: TfBackend): Promise<DeviceProbe> {
     speed = 0;
   }
   // Speed bands measured roughly: phones on CPU ~1, laptops on WebGL/WASM ~10+, GPUs ~100+.
-  let capacity = speed >= 50 ? 4 : speed >= 10 ? 3 : speed >= 2 ? 2 : 1;
+  // The floor is 2, not 1: an expert head (64-32-10, ~2.4k weights) costs under 1% of the CNN
+  // backbone's ~330k multiply-adds per sample, and with one expert per page a small class
+  // (3 pages, 8 experts) leaves most experts idle each round while the load bounds rotate the
+  // slots, so every page keeps getting experts nobody has trained.
+  let capacity = speed >= 10 ? 4 : speed >= 2 ? 3 : 2;
   if (backend === "cpu") capacity = Math.min(capacity, 2);
-  if (memoryGb !== null && memoryGb < 2) capacity = 1;
+  if (memoryGb !== null && memoryGb < 1) capacity = 1;
   else if (memoryGb !== null && memoryGb < 4) capacity = Math.min(capacity, 2);
   capacity = Math.max(1, Math.min(MAX_AUTO_CAPACITY, capacity));
   const parts = [`${backend}`, `${speed.toFixed(1)} MMAC/ms`];

@@ -40,7 +40,7 @@ const HELP = `usage: flexmoe serve [options]
   --max-capacity <n>      cap on a client's declared capacity (default E)
   --epochs <n>            local epochs per round (default 1)
   --batch-size <n>        (default 32)
-  --lr <x>                learning rate (default 0.001)
+  --lr <x>                learning rate (default 0.005; Adam, fresh each round)
   --preset <p>            cnn | dense (default cnn)
   --wire <dtype>          float32 | float16 (default float32)
   --seed <n>              (default 1)
