@@ -27,17 +27,29 @@ export interface Status {
   phase: string;
   experts: number;
   clients: { id: string; backend: string; capacity: number; experts: number[]; online: boolean }[];
-  history: { round: number; participants: number; durationMs: number; accuracy: number | null; loss: number | null; load: number[]; cv: number }[];
+  history: {
+    round: number;
+    participants: number;
+    durationMs: number;
+    accuracy: number | null;
+    loss: number | null;
+    load: number[];
+    cv: number;
+  }[];
 }
 
 export async function startCoordinator(args: string[], timeoutMs = 60_000): Promise<RunningCoordinator> {
   // Each test run is its own federation unless it asks to resume one (a later --port/--data-dir wins).
   const at = args.indexOf("--data-dir");
   const dataDir = at >= 0 ? args[at + 1]! : mkdtempSync(path.join(tmpdir(), "flexmoe-e2e-"));
-  const proc = spawn(process.execPath, [path.join(ROOT, "apps/coordinator/bin/flexmoe.mjs"), "serve", "--port", "0", "--host", "127.0.0.1", "--data-dir", dataDir, ...args], {
-    cwd: ROOT,
-    stdio: ["ignore", "pipe", "pipe"],
-  });
+  const proc = spawn(
+    process.execPath,
+    [path.join(ROOT, "apps/coordinator/bin/flexmoe.mjs"), "serve", "--port", "0", "--host", "127.0.0.1", "--data-dir", dataDir, ...args],
+    {
+      cwd: ROOT,
+      stdio: ["ignore", "pipe", "pipe"],
+    },
+  );
   let out = "";
   proc.stdout!.on("data", (d: Buffer) => (out += d.toString()));
   proc.stderr!.on("data", (d: Buffer) => (out += d.toString()));

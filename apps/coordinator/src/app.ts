@@ -118,7 +118,12 @@ export function createApp(deps: AppDeps): App {
   web.post(
     "/api/admin",
     express.json({ limit: "4kb" }),
-    createAdminHandler({ federation, adminToken: deps.adminToken, log: log.child({ module: "admin" }), changed: () => dashboard.changed() }),
+    createAdminHandler({
+      federation,
+      adminToken: deps.adminToken,
+      log: log.child({ module: "admin" }),
+      changed: () => dashboard.changed(),
+    }),
   );
   web.get("/api/export/model.json", (_req, res) => {
     res.attachment("model.json").json(modelJson(federation));

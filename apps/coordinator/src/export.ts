@@ -51,8 +51,23 @@ export function weightsBin(f: Federation): Buffer {
 }
 
 const CSV_COLUMNS = [
-  "round", "started_at", "closed_at", "duration_ms", "reason", "strategy", "participants", "accuracy", "loss",
-  "cv", "cv_routed", "cv_routed_cumulative", "max_over_mean", "starved", "objective", "load", "routed",
+  "round",
+  "started_at",
+  "closed_at",
+  "duration_ms",
+  "reason",
+  "strategy",
+  "participants",
+  "accuracy",
+  "loss",
+  "cv",
+  "cv_routed",
+  "cv_routed_cumulative",
+  "max_over_mean",
+  "starved",
+  "objective",
+  "load",
+  "routed",
 ] as const;
 
 const cell = (v: string | number | null): string => {
@@ -65,10 +80,26 @@ const cell = (v: string | number | null): string => {
 export function roundsCsv(f: Federation): string {
   const rows = f.snapshot.history.map((h) =>
     [
-      h.round, new Date(h.startedAt).toISOString(), new Date(h.closedAt).toISOString(), h.closedAt - h.startedAt, h.reason,
-      h.strategy, h.participants, h.accuracy, h.loss, h.cv, h.cvRouted, h.cvRoutedCumulative, h.maxOverMean, h.starved,
-      h.objective, h.load.join(";"), h.routed.join(";"),
-    ].map(cell).join(","),
+      h.round,
+      new Date(h.startedAt).toISOString(),
+      new Date(h.closedAt).toISOString(),
+      h.closedAt - h.startedAt,
+      h.reason,
+      h.strategy,
+      h.participants,
+      h.accuracy,
+      h.loss,
+      h.cv,
+      h.cvRouted,
+      h.cvRoutedCumulative,
+      h.maxOverMean,
+      h.starved,
+      h.objective,
+      h.load.join(";"),
+      h.routed.join(";"),
+    ]
+      .map(cell)
+      .join(","),
   );
   return [CSV_COLUMNS.join(","), ...rows].join("\n") + "\n";
 }

@@ -558,10 +558,7 @@ export class Federation {
     this.state.round = live.round;
     this.state.history.push(record);
     this.deps.onRoundClosed?.(record, this.state);
-    this.log.info(
-      { round: live.round, reason, participants: updates.length, accuracy: record.accuracy, cv: record.cv },
-      "round closed",
-    );
+    this.log.info({ round: live.round, reason, participants: updates.length, accuracy: record.accuracy, cv: record.cv }, "round closed");
     this.deps.broadcast({
       round: live.round,
       participants: updates.length,
@@ -602,12 +599,14 @@ function checkFeedback(meta: UpdateMeta, held: readonly number[]): { code: Error
     if (!held.includes(f.expert)) return { code: ErrorCode.NOT_ASSIGNED, message: `feedback for expert ${f.expert}, not assigned` };
     if (seen.has(f.expert)) return { code: ErrorCode.INVALID_PAYLOAD, message: `duplicate feedback for expert ${f.expert}` };
     seen.add(f.expert);
-    if (f.accuracy < 0 || f.accuracy > 1) return { code: ErrorCode.INVALID_PAYLOAD, message: `feedback accuracy ${f.accuracy} outside [0, 1]` };
+    if (f.accuracy < 0 || f.accuracy > 1)
+      return { code: ErrorCode.INVALID_PAYLOAD, message: `feedback accuracy ${f.accuracy} outside [0, 1]` };
     if (f.loss < 0) return { code: ErrorCode.INVALID_PAYLOAD, message: `feedback loss ${f.loss} < 0` };
     usage += f.usage;
   }
   if (usage > meta.numSamples) return { code: ErrorCode.INVALID_PAYLOAD, message: `usage ${usage} exceeds numSamples ${meta.numSamples}` };
-  if (meta.evalAccuracy < 0 || meta.evalAccuracy > 1) return { code: ErrorCode.INVALID_PAYLOAD, message: `evalAccuracy ${meta.evalAccuracy} outside [0, 1]` };
+  if (meta.evalAccuracy < 0 || meta.evalAccuracy > 1)
+    return { code: ErrorCode.INVALID_PAYLOAD, message: `evalAccuracy ${meta.evalAccuracy} outside [0, 1]` };
   if (meta.evalLoss < 0 || meta.trainLoss < 0) return { code: ErrorCode.INVALID_PAYLOAD, message: "losses must be >= 0" };
   return null;
 }

@@ -54,6 +54,9 @@ export async function loadOrCreateSelfSigned(dataDir: string, hosts: readonly st
   await mkdir(dir, { recursive: true });
   await writeFile(path.join(dir, "key.pem"), pems.private, { mode: 0o600 });
   await writeFile(path.join(dir, "cert.pem"), pems.cert);
-  await writeFile(path.join(dir, "meta.json"), JSON.stringify({ names, notAfter: notAfter.toISOString(), fingerprint: pems.fingerprint }, null, 2));
+  await writeFile(
+    path.join(dir, "meta.json"),
+    JSON.stringify({ names, notAfter: notAfter.toISOString(), fingerprint: pems.fingerprint }, null, 2),
+  );
   return { cert: pems.cert, key: pems.private, source: "generated", fingerprint: pems.fingerprint };
 }

@@ -87,7 +87,9 @@ async function start(): Promise<void> {
   const asked = Number(params.get("capacity"));
   const probe = Number.isInteger(asked) && asked >= 1 ? null : await probeDevice(choice.backend);
   const capacity = probe ? probe.capacity : asked;
-  $("capacity-why").textContent = probe ? `Chosen from a quick test of this device (${probe.summary}); you can change it.` : "Set by the link.";
+  $("capacity-why").textContent = probe
+    ? `Chosen from a quick test of this device (${probe.summary}); you can change it.`
+    : "Set by the link.";
 
   const progress = $<HTMLProgressElement>("progress");
   const accList = $("accuracy");
@@ -110,7 +112,8 @@ async function start(): Promise<void> {
       },
       joined(info) {
         $("client").textContent = info.clientId;
-        $("capacity").textContent = `of ${info.experts} experts${info.capacity !== session.capacity ? ` (capped to ${info.capacity})` : ""}`;
+        $("capacity").textContent =
+          `of ${info.experts} experts${info.capacity !== session.capacity ? ` (capped to ${info.capacity})` : ""}`;
         capInput.max = String(info.experts);
         capInput.disabled = false;
       },
@@ -154,7 +157,8 @@ async function start(): Promise<void> {
     pause.textContent = userPaused ? "Resume" : "Pause";
     if (paused === applied) return;
     applied = paused;
-    if (auto && !userPaused) $("note").textContent = document.visibilityState === "hidden" ? "Paused while this tab is hidden." : "Paused: battery below 20%.";
+    if (auto && !userPaused)
+      $("note").textContent = document.visibilityState === "hidden" ? "Paused while this tab is hidden." : "Paused: battery below 20%.";
     void session.setPaused(paused);
   };
   pause.addEventListener("click", () => {
@@ -164,7 +168,8 @@ async function start(): Promise<void> {
   keep.addEventListener("change", applyPause);
   document.addEventListener("visibilitychange", applyPause);
   const nav = navigator as Navigator & { getBattery?: () => Promise<BatteryLike> };
-  nav.getBattery?.()
+  nav
+    .getBattery?.()
     .then((b) => {
       battery = b;
       b.addEventListener("levelchange", applyPause);

@@ -80,7 +80,13 @@ export class DrawingPad {
     if (!this.inked) return null;
     const { width: w, height: h } = this.canvas;
     const px = this.ctx.getImageData(0, 0, w, h).data;
-    let minX = w, minY = h, maxX = -1, maxY = -1, mass = 0, sx = 0, sy = 0;
+    let minX = w,
+      minY = h,
+      maxX = -1,
+      maxY = -1,
+      mass = 0,
+      sx = 0,
+      sy = 0;
     for (let y = 0; y < h; y++) {
       for (let x = 0; x < w; x++) {
         const v = px[(y * w + x) * 4] ?? 0;

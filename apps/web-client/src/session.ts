@@ -27,16 +27,7 @@ import type { TfBackend } from "./backend.ts";
 import { loadGate, loadToken, saveGate, saveToken } from "./storage.ts";
 
 export type SessionState =
-  | "connecting"
-  | "joined"
-  | "downloading"
-  | "waiting"
-  | "training"
-  | "uploading"
-  | "paused"
-  | "left"
-  | "disconnected"
-  | "error";
+  "connecting" | "joined" | "downloading" | "waiting" | "training" | "uploading" | "paused" | "left" | "disconnected" | "error";
 
 export interface SessionEvents {
   state(s: SessionState, detail?: string): void;
@@ -48,7 +39,6 @@ export interface SessionEvents {
 }
 
 const ACK_TIMEOUT_MS = 30_000;
-
 
 export class Session {
   private readonly socket: Socket<ServerToClientEvents, ClientToServerEvents>;
@@ -205,7 +195,10 @@ export class Session {
   }
 
   /** Every request has a deadline: a dead connection answers with a typed error, never hangs. */
-  private async request<E extends keyof ClientToServerEvents>(event: E, payload: Parameters<ClientToServerEvents[E]>[0]): Promise<AckOf<E>> {
+  private async request<E extends keyof ClientToServerEvents>(
+    event: E,
+    payload: Parameters<ClientToServerEvents[E]>[0],
+  ): Promise<AckOf<E>> {
     try {
       // socket.io's typings cannot follow a generic event name through emitWithAck.
       const socket = this.socket.timeout(ACK_TIMEOUT_MS) as unknown as { emitWithAck(e: string, p: unknown): Promise<AckOf<E>> };

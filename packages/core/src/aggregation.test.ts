@@ -2,7 +2,11 @@ import { describe, expect, it } from "vitest";
 import { aggregateRound, aggregateTensors, weightedAverageInto } from "./aggregation.ts";
 import type { NamedTensor } from "./types.ts";
 
-const t = (name: string, values: number[], shape: number[] = [values.length]): NamedTensor => ({ name, shape, data: Float32Array.from(values) });
+const t = (name: string, values: number[], shape: number[] = [values.length]): NamedTensor => ({
+  name,
+  shape,
+  data: Float32Array.from(values),
+});
 const vals = (ts: readonly NamedTensor[]): number[][] => ts.map((x) => Array.from(x.data));
 const close = (a: number[][], b: number[][]): void => {
   expect(a.length).toBe(b.length);
@@ -142,8 +146,22 @@ describe("aggregateRound", () => {
     const experts = [[t("e0", [1])], [t("e1", [2])], [t("e2", [3])]];
     const snapshot = [vals(backbone), ...experts.map(vals)];
     const out = aggregateRound(backbone, experts, [
-      { backbone: [t("psi", [1, 1])], numSamples: 100, experts: [{ expert: 0, tensors: [t("e0", [10])], usage: 30 }, { expert: 1, tensors: [t("e1", [5])], usage: 0 }] },
-      { backbone: [t("psi", [4, 7])], numSamples: 300, experts: [{ expert: 0, tensors: [t("e0", [20])], usage: 10 }, { expert: 1, tensors: [t("e1", [6])], usage: 0 }] },
+      {
+        backbone: [t("psi", [1, 1])],
+        numSamples: 100,
+        experts: [
+          { expert: 0, tensors: [t("e0", [10])], usage: 30 },
+          { expert: 1, tensors: [t("e1", [5])], usage: 0 },
+        ],
+      },
+      {
+        backbone: [t("psi", [4, 7])],
+        numSamples: 300,
+        experts: [
+          { expert: 0, tensors: [t("e0", [20])], usage: 10 },
+          { expert: 1, tensors: [t("e1", [6])], usage: 0 },
+        ],
+      },
     ]);
     close(vals(out.backbone), [[3.25, 5.5]]); // (1*100 + 4*300)/400, (1*100 + 7*300)/400
     close(vals(out.experts[0] ?? []), [[12.5]]); // (10*30 + 20*10)/40
@@ -155,7 +173,9 @@ describe("aggregateRound", () => {
   it("rejects unknown or duplicated experts", () => {
     const b = [t("psi", [0])];
     const ex = [[t("e0", [0])]];
-    expect(() => aggregateRound(b, ex, [{ backbone: b, numSamples: 1, experts: [{ expert: 1, tensors: ex[0] ?? [], usage: 1 }] }])).toThrow(RangeError);
+    expect(() => aggregateRound(b, ex, [{ backbone: b, numSamples: 1, experts: [{ expert: 1, tensors: ex[0] ?? [], usage: 1 }] }])).toThrow(
+      RangeError,
+    );
     expect(() =>
       aggregateRound(b, ex, [{ backbone: b, numSamples: 1, experts: [0, 0].map((e) => ({ expert: e, tensors: ex[0] ?? [], usage: 1 })) }]),
     ).toThrow(/twice/);

@@ -82,10 +82,22 @@ function accumulate(out: Float32Array, a: ArrayLike<number>, xs: readonly Float3
   const n = xs.length;
   let i = 0;
   for (; i + 8 <= n; i += 8) {
-    const x0 = xs[i] as Float32Array, x1 = xs[i + 1] as Float32Array, x2 = xs[i + 2] as Float32Array, x3 = xs[i + 3] as Float32Array;
-    const x4 = xs[i + 4] as Float32Array, x5 = xs[i + 5] as Float32Array, x6 = xs[i + 6] as Float32Array, x7 = xs[i + 7] as Float32Array;
-    const a0 = a[i] as number, a1 = a[i + 1] as number, a2 = a[i + 2] as number, a3 = a[i + 3] as number;
-    const a4 = a[i + 4] as number, a5 = a[i + 5] as number, a6 = a[i + 6] as number, a7 = a[i + 7] as number;
+    const x0 = xs[i] as Float32Array,
+      x1 = xs[i + 1] as Float32Array,
+      x2 = xs[i + 2] as Float32Array,
+      x3 = xs[i + 3] as Float32Array;
+    const x4 = xs[i + 4] as Float32Array,
+      x5 = xs[i + 5] as Float32Array,
+      x6 = xs[i + 6] as Float32Array,
+      x7 = xs[i + 7] as Float32Array;
+    const a0 = a[i] as number,
+      a1 = a[i + 1] as number,
+      a2 = a[i + 2] as number,
+      a3 = a[i + 3] as number;
+    const a4 = a[i + 4] as number,
+      a5 = a[i + 5] as number,
+      a6 = a[i + 6] as number,
+      a7 = a[i + 7] as number;
     for (let j = 0; j < len; j++) {
       out[j] =
         (out[j] as number) +
@@ -100,8 +112,14 @@ function accumulate(out: Float32Array, a: ArrayLike<number>, xs: readonly Float3
     }
   }
   for (; i + 4 <= n; i += 4) {
-    const x0 = xs[i] as Float32Array, x1 = xs[i + 1] as Float32Array, x2 = xs[i + 2] as Float32Array, x3 = xs[i + 3] as Float32Array;
-    const a0 = a[i] as number, a1 = a[i + 1] as number, a2 = a[i + 2] as number, a3 = a[i + 3] as number;
+    const x0 = xs[i] as Float32Array,
+      x1 = xs[i + 1] as Float32Array,
+      x2 = xs[i + 2] as Float32Array,
+      x3 = xs[i + 3] as Float32Array;
+    const a0 = a[i] as number,
+      a1 = a[i + 1] as number,
+      a2 = a[i + 2] as number,
+      a3 = a[i + 3] as number;
     for (let j = 0; j < len; j++) {
       out[j] = (out[j] as number) + a0 * (x0[j] as number) + a1 * (x1[j] as number) + a2 * (x2[j] as number) + a3 * (x3[j] as number);
     }
@@ -198,7 +216,8 @@ export function aggregateRound(
     const seen = new Set<number>();
     for (const ex of u.experts) {
       const bucket = Number.isInteger(ex.expert) ? perExpert[ex.expert] : undefined;
-      if (bucket === undefined) throw new RangeError(`aggregate: update ${c} names expert ${ex.expert}, outside [0, ${globalExperts.length})`);
+      if (bucket === undefined)
+        throw new RangeError(`aggregate: update ${c} names expert ${ex.expert}, outside [0, ${globalExperts.length})`);
       if (seen.has(ex.expert)) throw new RangeError(`aggregate: update ${c} lists expert ${ex.expert} twice`);
       seen.add(ex.expert);
       bucket.push({ tensors: ex.tensors, weight: ex.usage });
@@ -219,10 +238,12 @@ function copyTensor(t: NamedTensor): NamedTensor {
 }
 
 function checkCompatible(global: readonly NamedTensor[], tensors: readonly NamedTensor[]): void {
-  if (tensors.length !== global.length) throw new RangeError(`aggregate: update has ${tensors.length} tensors, global has ${global.length}`);
+  if (tensors.length !== global.length)
+    throw new RangeError(`aggregate: update has ${tensors.length} tensors, global has ${global.length}`);
   global.forEach((g, t) => {
     const u = tensors[t] as NamedTensor;
-    if (u.name !== g.name) throw new RangeError(`aggregate: tensor ${t} is named ${JSON.stringify(u.name)}, expected ${JSON.stringify(g.name)}`);
+    if (u.name !== g.name)
+      throw new RangeError(`aggregate: tensor ${t} is named ${JSON.stringify(u.name)}, expected ${JSON.stringify(g.name)}`);
     if (u.shape.length !== g.shape.length || u.shape.some((d, k) => d !== g.shape[k])) {
       throw new RangeError(`aggregate: tensor ${JSON.stringify(g.name)} has shape [${u.shape.join(",")}], expected [${g.shape.join(",")}]`);
     }

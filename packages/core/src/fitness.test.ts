@@ -93,8 +93,21 @@ describe("FitnessMatrix", () => {
     expect(back.clientIds()).toEqual(["10", "2"]); // insertion order, even for numeric-looking ids
     expect(back.q0).toBe(0.75);
     expect(back.get("10", 0)).toBeCloseTo(0.475, 15);
-    for (const bad of [null, 3, { experts: 3, q0: 1, rows: [{ id: "a", q: [1, 1] }] }, { experts: 3, q0: 1, rows: [{ id: "a", q: [1, 1, null] }] },
-      { experts: 0, q0: 1, rows: [] }, { experts: 1, q0: 1, rows: [{ id: "a", q: [1] }, { id: "a", q: [1] }] }]) {
+    for (const bad of [
+      null,
+      3,
+      { experts: 3, q0: 1, rows: [{ id: "a", q: [1, 1] }] },
+      { experts: 3, q0: 1, rows: [{ id: "a", q: [1, 1, null] }] },
+      { experts: 0, q0: 1, rows: [] },
+      {
+        experts: 1,
+        q0: 1,
+        rows: [
+          { id: "a", q: [1] },
+          { id: "a", q: [1] },
+        ],
+      },
+    ]) {
       expect(() => FitnessMatrix.fromJSON(bad)).toThrow(TypeError);
     }
   });

@@ -151,7 +151,8 @@ export class FitnessMatrix {
       if (m.rows.has(id)) return fail(`duplicate row id ${JSON.stringify(id)}`);
       if (!Array.isArray(q) || q.length !== experts) return fail(`row ${JSON.stringify(id)} does not have ${experts} scores`);
       const values = q as unknown[];
-      if (!values.every((v) => typeof v === "number" && Number.isFinite(v))) return fail(`row ${JSON.stringify(id)} has a non-finite score`);
+      if (!values.every((v) => typeof v === "number" && Number.isFinite(v)))
+        return fail(`row ${JSON.stringify(id)} has a non-finite score`);
       m.rows.set(id, Float64Array.from(values as number[]));
     }
     return m;

@@ -56,7 +56,15 @@ describe("load levels", () => {
 
   it("routedLoad sums usage, ignoring negative or non-finite usage", () => {
     const fb = (expert: number, usage: number) => ({ expert, usage, accuracy: 1, loss: 0 });
-    expect(routedLoad([[fb(0, 10), fb(2, 5)], [fb(2, 7), fb(1, -3), fb(1, Number.NaN)]], 3)).toEqual([10, 0, 12]);
+    expect(
+      routedLoad(
+        [
+          [fb(0, 10), fb(2, 5)],
+          [fb(2, 7), fb(1, -3), fb(1, Number.NaN)],
+        ],
+        3,
+      ),
+    ).toEqual([10, 0, 12]);
     expect(() => routedLoad([[fb(3, 1)]], 3)).toThrow(RangeError);
   });
 

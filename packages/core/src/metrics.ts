@@ -83,7 +83,8 @@ export function holdersLoad(assignment: readonly (readonly number[])[], experts:
   const load = new Array<number>(experts).fill(0);
   assignment.forEach((list, c) => {
     for (const e of list) {
-      if (!(Number.isInteger(e) && e >= 0 && e < experts)) throw new RangeError(`metrics: client ${c} holds expert ${e}, outside [0, ${experts})`);
+      if (!(Number.isInteger(e) && e >= 0 && e < experts))
+        throw new RangeError(`metrics: client ${c} holds expert ${e}, outside [0, ${experts})`);
       load[e] = (load[e] as number) + 1;
     }
   });
@@ -101,7 +102,8 @@ export function routedLoad(feedback: readonly (readonly ExpertFeedback[])[], exp
   feedback.forEach((list, c) => {
     for (const f of list) {
       const e = f.expert;
-      if (!(Number.isInteger(e) && e >= 0 && e < experts)) throw new RangeError(`metrics: client ${c} reports expert ${e}, outside [0, ${experts})`);
+      if (!(Number.isInteger(e) && e >= 0 && e < experts))
+        throw new RangeError(`metrics: client ${c} reports expert ${e}, outside [0, ${experts})`);
       if (Number.isFinite(f.usage) && f.usage > 0) load[e] = (load[e] as number) + f.usage;
     }
   });

@@ -1,13 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { createRng } from "./rng.ts";
-import {
-  classHistograms,
-  formatPartition,
-  parsePartition,
-  partitionIndices,
-  partitionSkew,
-  type PartitionScheme,
-} from "./partition.ts";
+import { classHistograms, formatPartition, parsePartition, partitionIndices, partitionSkew, type PartitionScheme } from "./partition.ts";
 
 /** 10 balanced-ish classes, labels in a fixed pseudo-random order. */
 function makeLabels(n: number, numClasses: number, seed = 7): Uint8Array {
@@ -50,8 +43,21 @@ describe("parsePartition / formatPartition", () => {
   });
 
   it("rejects malformed strings with a RangeError", () => {
-    for (const s of ["", "niid", "dirichlet", "dirichlet:", "dirichlet:0", "dirichlet:-1", "dirichlet:abc", "dirichlet:0x10",
-      "classes:0", "classes:2.5", "classes:", "classes:-3", "shards:2"]) {
+    for (const s of [
+      "",
+      "niid",
+      "dirichlet",
+      "dirichlet:",
+      "dirichlet:0",
+      "dirichlet:-1",
+      "dirichlet:abc",
+      "dirichlet:0x10",
+      "classes:0",
+      "classes:2.5",
+      "classes:",
+      "classes:-3",
+      "shards:2",
+    ]) {
       expect(() => parsePartition(s), s).toThrow(RangeError);
     }
     expect(() => parsePartition("foo")).toThrow(/iid.*dirichlet.*classes/);

@@ -242,7 +242,9 @@ function splitClasses(byClass: readonly number[][], clients: number, k: number, 
     throw new RangeError(`partition: classes:k needs an integer 1 <= k <= ${numClasses}, got ${k}`);
   }
   if (clients * k < numClasses) {
-    throw new RangeError(`partition: classes:${k} with ${clients} clients cannot cover all ${numClasses} classes (need clients * k >= numClasses)`);
+    throw new RangeError(
+      `partition: classes:${k} with ${clients} clients cannot cover all ${numClasses} classes (need clients * k >= numClasses)`,
+    );
   }
   const holders: number[][] = Array.from({ length: numClasses }, () => []);
   const times = new Array<number>(numClasses).fill(0);

@@ -157,12 +157,47 @@ describe("encodeTensors / decodeTensors", () => {
   it("rejects name, order, count and shape mismatches against a manifest", () => {
     const ts = [t("a", [2, 3], [1, 2, 3, 4, 5, 6]), t("b", [2], [1, 2])];
     const frame = encodeTensors(ts);
-    expect(codeOf(decodeTensors(frame, [{ name: "a", shape: [2, 3] }, { name: "c", shape: [2] }]))).toBe("NAME_MISMATCH");
-    expect(codeOf(decodeTensors(frame, [{ name: "b", shape: [2] }, { name: "a", shape: [2, 3] }]))).toBe("NAME_MISMATCH");
+    expect(
+      codeOf(
+        decodeTensors(frame, [
+          { name: "a", shape: [2, 3] },
+          { name: "c", shape: [2] },
+        ]),
+      ),
+    ).toBe("NAME_MISMATCH");
+    expect(
+      codeOf(
+        decodeTensors(frame, [
+          { name: "b", shape: [2] },
+          { name: "a", shape: [2, 3] },
+        ]),
+      ),
+    ).toBe("NAME_MISMATCH");
     expect(codeOf(decodeTensors(frame, [{ name: "a", shape: [2, 3] }]))).toBe("NAME_MISMATCH");
-    expect(codeOf(decodeTensors(frame, [{ name: "a", shape: [3, 2] }, { name: "b", shape: [2] }]))).toBe("SHAPE_MISMATCH");
-    expect(codeOf(decodeTensors(frame, [{ name: "a", shape: [6] }, { name: "b", shape: [2] }]))).toBe("SHAPE_MISMATCH");
-    expect(codeOf(decodeTensors(frame, [{ name: "a", shape: [2, 3] }, { name: "b", shape: [2, 1] }]))).toBe("SHAPE_MISMATCH");
+    expect(
+      codeOf(
+        decodeTensors(frame, [
+          { name: "a", shape: [3, 2] },
+          { name: "b", shape: [2] },
+        ]),
+      ),
+    ).toBe("SHAPE_MISMATCH");
+    expect(
+      codeOf(
+        decodeTensors(frame, [
+          { name: "a", shape: [6] },
+          { name: "b", shape: [2] },
+        ]),
+      ),
+    ).toBe("SHAPE_MISMATCH");
+    expect(
+      codeOf(
+        decodeTensors(frame, [
+          { name: "a", shape: [2, 3] },
+          { name: "b", shape: [2, 1] },
+        ]),
+      ),
+    ).toBe("SHAPE_MISMATCH");
     expect(codeOf(decodeTensors(frame, manifestOf(ts)))).toBe("OK");
   });
 

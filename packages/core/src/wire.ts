@@ -202,7 +202,10 @@ function decodeUnsafe(frame: Uint8Array, manifest: TensorManifest | undefined, o
         return fail("NAME_MISMATCH", `tensor ${i} is ${JSON.stringify(got.name)}, expected ${JSON.stringify(want.name)}`);
       }
       if (got.shape.length !== want.shape.length || got.shape.some((d, k) => d !== want.shape[k])) {
-        return fail("SHAPE_MISMATCH", `tensor ${JSON.stringify(got.name)} has shape [${got.shape.join(",")}], expected [${want.shape.join(",")}]`);
+        return fail(
+          "SHAPE_MISMATCH",
+          `tensor ${JSON.stringify(got.name)} has shape [${got.shape.join(",")}], expected [${want.shape.join(",")}]`,
+        );
       }
     }
   }
@@ -216,7 +219,10 @@ function decodeUnsafe(frame: Uint8Array, manifest: TensorManifest | undefined, o
     if (declared > available) break;
   }
   if (declared !== available) {
-    return fail("SIZE_MISMATCH", `header declares ${declared > available ? "more than " : ""}${declared} data bytes, frame has ${available}`);
+    return fail(
+      "SIZE_MISMATCH",
+      `header declares ${declared > available ? "more than " : ""}${declared} data bytes, frame has ${available}`,
+    );
   }
 
   const out: NamedTensor[] = [];

@@ -214,7 +214,10 @@ export async function runServe(argv: string[]): Promise<number> {
   logger.info({ dataDir: store.dir, changed: resume.value.changed }, resume.value.summary);
   const bound = await app.listen(port, values.host);
   joinUrls = printJoinInfo(bound, values.host, tls ? "https" : "http", adminToken);
-  if (tls) console.log(`TLS: ${tls.source === "provided" ? "your certificate" : `self-signed certificate (${tls.source}, ${path.join(values["data-dir"], "tls")})`}\n`);
+  if (tls)
+    console.log(
+      `TLS: ${tls.source === "provided" ? "your certificate" : `self-signed certificate (${tls.source}, ${path.join(values["data-dir"], "tls")})`}\n`,
+    );
   logger.info({ port: bound, strategy: config.strategy, experts: config.experts, partition: config.partitionLabel }, "coordinator ready");
 
   await new Promise<void>((resolve) => {

@@ -64,7 +64,10 @@ export function createAdminHandler(deps: { federation: Federation; adminToken: s
       if (!parsed.success) {
         const issue = parsed.error.issues[0];
         status = 400;
-        result = protocolError(ErrorCode.INVALID_PAYLOAD, `admin: ${issue ? `${issue.path.join(".") || "body"}: ${issue.message}` : "invalid"}`);
+        result = protocolError(
+          ErrorCode.INVALID_PAYLOAD,
+          `admin: ${issue ? `${issue.path.join(".") || "body"}: ${issue.message}` : "invalid"}`,
+        );
       } else {
         try {
           result = { ok: true, value: applyAdminCommand(federation, parsed.data) };

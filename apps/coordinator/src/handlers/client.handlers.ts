@@ -52,7 +52,10 @@ export function withValidation<S extends z.ZodType, T>(
       res = protocolError(ErrorCode.RATE_LIMITED, `${event}: too many requests on this connection; slow down`);
     } else if (!parsed.success) {
       const issue = parsed.error.issues[0];
-      res = protocolError(ErrorCode.INVALID_PAYLOAD, `${event}: ${issue ? `${issue.path.join(".") || "payload"}: ${issue.message}` : "invalid"}`);
+      res = protocolError(
+        ErrorCode.INVALID_PAYLOAD,
+        `${event}: ${issue ? `${issue.path.join(".") || "payload"}: ${issue.message}` : "invalid"}`,
+      );
     } else {
       try {
         res = handler(parsed.data);
@@ -75,30 +78,51 @@ export function createClientHandlers(deps: { federation: Federation; socket: Fle
   const joined = (): string | null => socket.data.clientId ?? null;
 
   return {
-    join: withValidation(joinRequestSchema, log, "client:join", (req) => {
-      if (req.protocol !== PROTOCOL_VERSION)
-        return protocolError(ErrorCode.UNSUPPORTED_PROTOCOL, `protocol ${req.protocol} not supported (server speaks ${PROTOCOL_VERSION})`);
-      if (joined()) return protocolError(ErrorCode.INVALID_PAYLOAD, "already joined on this connection");
-      const res = federation.join(req);
-      if (res.ok) {
-        socket.data.clientId = res.value.clientId;
-        // One room per client id: the federation addresses clients, not sockets (O(1) per send).
-        void socket.join(clientRoom(res.value.clientId));
-        socket.data.backend = req.backend;
-      }
-      return res;
-    }, guard),
-    ready: withValidation(readyRequestSchema, log, "client:ready", (req) => {
-      const id = joined();
-      if (!id) return protocolError(ErrorCode.NOT_JOINED, "join first");
-      federation.setReady(id, req.ready);
-      return { ok: true, value: { ready: req.ready } };
-    }, guard),
-    submit: withValidation(updateSubmitSchema, log, "update:submit", (req) => {
-      const id = joined();
-      if (!id) return protocolError(ErrorCode.NOT_JOINED, "join first");
-      return federation.submit(id, req.meta, toBytes(req.weights));
-    }, guard),
+    join: withValidation(
+      joinRequestSchema,
+      log,
+      "client:join",
+      (req) => {
+        if (req.protocol !== PROTOCOL_VERSION)
+          return protocolError(
+            ErrorCode.UNSUPPORTED_PROTOCOL,
+            `protocol ${req.protocol} not supported (server speaks ${PROTOCOL_VERSION})`,
+          );
+        if (joined()) return protocolError(ErrorCode.INVALID_PAYLOAD, "already joined on this connection");
+        const res = federation.join(req);
+        if (res.ok) {
+          socket.data.clientId = res.value.clientId;
+          // One room per client id: the federation addresses clients, not sockets (O(1) per send).
+          void socket.join(clientRoom(res.value.clientId));
+          socket.data.backend = req.backend;
+        }
+        return res;
+      },
+      guard,
+    ),
+    ready: withValidation(
+      readyRequestSchema,
+      log,
+      "client:ready",
+      (req) => {
+        const id = joined();
+        if (!id) return protocolError(ErrorCode.NOT_JOINED, "join first");
+        federation.setReady(id, req.ready);
+        return { ok: true, value: { ready: req.ready } };
+      },
+      guard,
+    ),
+    submit: withValidation(
+      updateSubmitSchema,
+      log,
+      "update:submit",
+      (req) => {
+        const id = joined();
+        if (!id) return protocolError(ErrorCode.NOT_JOINED, "join first");
+        return federation.submit(id, req.meta, toBytes(req.weights));
+      },
+      guard,
+    ),
     disconnect: () => {
       const id = joined();
       if (id) federation.leave(id);

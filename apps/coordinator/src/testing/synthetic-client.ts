@@ -19,7 +19,6 @@ import {
 import { backboneManifest, expertManifest, modelSpec } from "@flexmoe/model/spec";
 import { io, type Socket } from "socket.io-client";
 
-
 export interface SyntheticClientOptions {
   url: string;
   capacity: number;

@@ -33,9 +33,7 @@ export class DashboardCharts {
   private readonly cv: Chart<"line", number[], string>;
   private readonly load: Chart<"bar", number[], string>;
 
-  constructor(
-    private readonly els: { accuracy: HTMLCanvasElement; cv: HTMLCanvasElement; load: HTMLCanvasElement },
-  ) {
+  constructor(private readonly els: { accuracy: HTMLCanvasElement; cv: HTMLCanvasElement; load: HTMLCanvasElement }) {
     this.accuracy = new Chart(els.accuracy, {
       type: "line",
       data: {
@@ -113,4 +111,3 @@ export class DashboardCharts {
     this.els.load.dataset.points = String(last ? s.experts : 0);
   }
 }
-

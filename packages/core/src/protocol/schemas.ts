@@ -26,7 +26,12 @@ export const joinRequestSchema = z
   .object({
     protocol: z.number().int(),
     /** Identity from an earlier join: rejoin keeps the client id, shard and fitness row. */
-    token: z.string().min(16).max(128).regex(/^[A-Za-z0-9_-]+$/).optional(),
+    token: z
+      .string()
+      .min(16)
+      .max(128)
+      .regex(/^[A-Za-z0-9_-]+$/)
+      .optional(),
     capacity: z.number().int().min(1).max(MAX_EXPERTS),
     backend: backendSchema,
     /** Free text for the dashboard, trimmed. */
@@ -40,7 +45,11 @@ export type ReadyRequest = z.infer<typeof readyRequestSchema>;
 
 export const expertFeedbackSchema = z
   .object({
-    expert: z.number().int().min(0).max(MAX_EXPERTS - 1),
+    expert: z
+      .number()
+      .int()
+      .min(0)
+      .max(MAX_EXPERTS - 1),
     usage: nonNegInt,
     accuracy: finite,
     loss: finite,
