@@ -90,12 +90,12 @@ export function createApp(deps: AppDeps): App {
   const dashboard = new DashboardHub(io as unknown as Server, federation, deps.clock, deps.joinUrls ?? (() => []));
 
   io.on("connection", (socket: FlexSocket) => {
-    // Any request (join, ready, update) or a drop may change what the dashboard shows; pushes are coalesced.
-    socket.onAny(() => dashboard.changed());
-    socket.on("disconnect", () => dashboard.changed());
     const socketLog = log.child({ socket: socket.id });
-    // Events outside the protocol are ignored (no handler answers them) and counted.
+    socket.on("disconnect", () => dashboard.changed());
     socket.onAny((event: unknown) => {
+      // Any request (join, ready, update) or a drop may change what the dashboard shows; pushes are coalesced.
+      dashboard.changed();
+      // Events outside the protocol are ignored (no handler answers them) and counted.
       if (typeof event === "string" && CLIENT_EVENTS.has(event)) return;
       rejected.unknownEvent();
       socketLog.debug({ event: String(event).slice(0, 64) }, "unknown event ignored");

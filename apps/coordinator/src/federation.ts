@@ -19,6 +19,7 @@ import {
   type AckResult,
   type AggregateOptions,
   type Assignment,
+  type DashboardRound,
   type ExpertFeedback,
   type JoinInfo,
   type JoinRequest,
@@ -30,7 +31,7 @@ import {
   type TensorManifest,
   type UpdateMeta,
 } from "@flexmoe/core";
-import { backboneManifest, expertManifest, initBackbone, initExpert, modelSpec, type ModelSpec } from "@flexmoe/model/spec";
+import { backboneManifest, countParams, expertManifest, initBackbone, initExpert, modelSpec, type ModelSpec } from "@flexmoe/model/spec";
 import type { Clock, TimerHandle } from "./clock.ts";
 import type { ResolvedConfig } from "./config.ts";
 import type { Logger } from "./logger.ts";
@@ -52,27 +53,16 @@ export interface ClientRecord {
   accuracy: number | null;
 }
 
-export interface RoundRecord {
-  round: number;
+/** A completed round: what the dashboard charts (core's DashboardRound) plus the full log. */
+export interface RoundRecord extends DashboardRound {
   startedAt: number;
   closedAt: number;
-  reason: "complete" | "timeout" | "abandoned";
-  strategy: string;
-  /** Clients that submitted an update. */
-  participants: number;
+  /** Abandoned rounds (below quorum) are not recorded: they are redone. */
+  reason: "complete" | "timeout";
   assigned: Record<string, number[]>;
   capacities: Record<string, number>;
   bounds: { lower: number[]; upper: number[] } | null;
   deficitBefore: number[];
-  /** Sample-weighted mean of the personalized accuracy measured before local training. */
-  accuracy: number | null;
-  loss: number | null;
-  /** Holders per expert (the assignment load). */
-  load: number[];
-  cv: number;
-  /** Samples routed per expert this round, from the clients' feedback. */
-  routed: number[];
-  cvRouted: number;
   cvRoutedCumulative: number;
   maxOverMean: number;
   starved: number;
@@ -462,7 +452,7 @@ export class Federation {
     if (fbErr) return protocolError(fbErr.code, fbErr.message);
     const manifest = [...this.backboneNames, ...held.flatMap((e) => this.expertNames[e] ?? [])];
     // Bound the frame by what this manifest can need in float32, before the header is even parsed.
-    const maxBytes = manifest.reduce((s, t) => s + 4 * t.shape.reduce((a, b) => a * b, 1), 0) + (64 << 10);
+    const maxBytes = 4 * countParams(manifest) + (64 << 10);
     const decoded = decodeTensors(frame, manifest, { maxBytes });
     if (!decoded.ok) return protocolError(decoded.error.code, decoded.error.message);
     const tensors = decoded.value;
@@ -502,16 +492,14 @@ export class Federation {
       return;
     }
     const E = this.cfg.experts;
-    {
-      const next = aggregateRound(
-        this.state.backbone,
-        this.state.experts,
-        updates.map(([, u]) => ({ backbone: u.backbone, numSamples: u.meta.numSamples, experts: u.experts })),
-        this.aggregateOptions(),
-      );
-      this.state.backbone = next.backbone;
-      this.state.experts = next.experts;
-    }
+    const next = aggregateRound(
+      this.state.backbone,
+      this.state.experts,
+      updates.map(([, u]) => ({ backbone: u.backbone, numSamples: u.meta.numSamples, experts: u.experts })),
+      this.aggregateOptions(),
+    );
+    this.state.backbone = next.backbone;
+    this.state.experts = next.experts;
     for (const [id, u] of updates) {
       this.state.fitness.update(id, live.experts.get(id) ?? [], u.meta.feedback, { beta: this.cfg.beta, fitness: this.cfg.fitness });
     }

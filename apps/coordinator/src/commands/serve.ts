@@ -251,5 +251,6 @@ function printJoinInfo(port: number, host: string | undefined, scheme: "http" | 
   console.log(`Status: ${urls[0]}api/status`);
   console.log(`Dashboard (admin): ${urls[0]}dashboard#admin=${adminToken}`);
   console.log(`Admin token: ${adminToken}  (flexmoe admin pause --url ${urls[0]} --token ${adminToken})\n`);
-  return [...lan.map((a) => `${scheme}://${a}:${port}/`), `${scheme}://localhost:${port}/`];
+  const [local, ...lanUrls] = urls;
+  return [...lanUrls, local!];
 }

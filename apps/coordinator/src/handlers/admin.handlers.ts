@@ -8,6 +8,7 @@ import { adminCommandSchema, ErrorCode, protocolError, type AckResult, type Admi
 import type { Request, Response } from "express";
 import type { Federation } from "../federation.ts";
 import type { Logger } from "../logger.ts";
+import { issueText } from "./client.handlers.ts";
 
 export interface AdminStatus {
   runId: string;
@@ -62,12 +63,8 @@ export function createAdminHandler(deps: { federation: Federation; adminToken: s
     } else {
       const parsed = adminCommandSchema.safeParse(req.body);
       if (!parsed.success) {
-        const issue = parsed.error.issues[0];
         status = 400;
-        result = protocolError(
-          ErrorCode.INVALID_PAYLOAD,
-          `admin: ${issue ? `${issue.path.join(".") || "body"}: ${issue.message}` : "invalid"}`,
-        );
+        result = protocolError(ErrorCode.INVALID_PAYLOAD, `admin: ${issueText(parsed.error, "body")}`);
       } else {
         try {
           result = { ok: true, value: applyAdminCommand(federation, parsed.data) };

@@ -33,6 +33,12 @@ export interface Guard {
   stats?: RejectStats;
 }
 
+/** The first schema issue as "path: message" (`root` names an issue at the top level). */
+export function issueText(error: z.ZodError, root: string): string {
+  const issue = error.issues[0];
+  return issue ? `${issue.path.join(".") || root}: ${issue.message}` : "invalid";
+}
+
 /**
  * Rate-limit, parse with `schema`, run `handler`, answer through the ack. A missing ack is tolerated
  * (the work still happens); a thrown error becomes INTERNAL and is logged, not sent.
@@ -51,11 +57,7 @@ export function withValidation<S extends z.ZodType, T>(
     if (parsed === null) {
       res = protocolError(ErrorCode.RATE_LIMITED, `${event}: too many requests on this connection; slow down`);
     } else if (!parsed.success) {
-      const issue = parsed.error.issues[0];
-      res = protocolError(
-        ErrorCode.INVALID_PAYLOAD,
-        `${event}: ${issue ? `${issue.path.join(".") || "payload"}: ${issue.message}` : "invalid"}`,
-      );
+      res = protocolError(ErrorCode.INVALID_PAYLOAD, `${event}: ${issueText(parsed.error, "payload")}`);
     } else {
       try {
         res = handler(parsed.data);

@@ -41,15 +41,17 @@ export function openRun(store: RunStore, config: ResolvedConfig): Result<Resume,
  */
 export function persistenceHooks(deps: { store: RunStore; clock: Clock; logger: Logger; federation: () => Federation }) {
   const log = deps.logger.child({ module: "store" });
+  /** Checkpoint `state` with the live registry and config. @throws on I/O errors. */
+  const save = (state: FederationState): void => {
+    const f = deps.federation();
+    deps.store.save(checkpointOf(state, f.registry(), f.config, deps.clock.now()));
+  };
   return {
     /** Checkpoint the current state now (a new run's round 0, so its runId and registry survive too). */
-    saveNow: (): void => {
-      const f = deps.federation();
-      deps.store.save(checkpointOf(f.snapshot, f.registry(), f.config, deps.clock.now()));
-    },
+    saveNow: (): void => save(deps.federation().snapshot),
     onRoundClosed: (record: RoundRecord, state: FederationState): void => {
       try {
-        deps.store.save(checkpointOf(state, deps.federation().registry(), deps.federation().config, deps.clock.now()));
+        save(state);
         log.debug({ round: record.round }, "checkpoint saved");
       } catch (e) {
         log.error({ err: e, round: record.round }, "checkpoint not saved");
@@ -58,7 +60,7 @@ export function persistenceHooks(deps: { store: RunStore; clock: Clock; logger: 
     /** An admin reset started a new run: checkpoint it at once, so a crash cannot bring the old one back. */
     onReset: (state: FederationState): void => {
       try {
-        deps.store.save(checkpointOf(state, deps.federation().registry(), deps.federation().config, deps.clock.now()));
+        save(state);
       } catch (e) {
         log.error({ err: e, runId: state.runId }, "checkpoint of the reset run not saved");
       }

@@ -84,10 +84,12 @@ export interface DashboardClient {
 export interface DashboardRound {
   round: number;
   strategy: string;
+  /** Clients that submitted an update. */
   participants: number;
+  /** Sample-weighted mean of the personalized accuracy measured before local training. */
   accuracy: number | null;
   loss: number | null;
-  /** Holders per expert. */
+  /** Holders per expert (the assignment load). */
   load: number[];
   cv: number;
   /** Samples routed per expert (clients' feedback). */
