@@ -44,7 +44,7 @@ export async function startCoordinator(args: string[], timeoutMs = 60_000): Prom
   const dataDir = at >= 0 ? args[at + 1]! : mkdtempSync(path.join(tmpdir(), "flexmoe-e2e-"));
   const proc = spawn(
     process.execPath,
-    [path.join(ROOT, "apps/coordinator/bin/flexmoe.mjs"), "serve", "--port", "0", "--host", "127.0.0.1", "--data-dir", dataDir, ...args],
+    [path.join(ROOT, "apps/lab/bin/flexmoe.mjs"), "serve", "--port", "0", "--host", "127.0.0.1", "--data-dir", dataDir, ...args],
     {
       cwd: ROOT,
       stdio: ["ignore", "pipe", "pipe"],

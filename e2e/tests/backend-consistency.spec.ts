@@ -8,8 +8,8 @@ import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { chromium, expect, test, type Browser } from "@playwright/test";
 import { BASE_ARGS, CHROMIUM, WEBGPU_ARGS } from "../playwright.config.ts";
-import { servePage, type ServedPage } from "../../apps/coordinator/src/testing/page-server.ts";
 import type { ConsistencyResult } from "../pages/consistency.ts";
+import { type ServedPage, servePage } from "@flexmoe/testkit";
 
 const ENTRY = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../pages/consistency.ts");
 

@@ -7,7 +7,7 @@
 import { chromium, expect, test, type Browser, type Page } from "@playwright/test";
 import { BASE_ARGS, CHROMIUM } from "../playwright.config.ts";
 import { startCoordinator, type RunningCoordinator, type Status } from "../support/coordinator.ts";
-import { freePort } from "../../apps/coordinator/src/testing/net.ts";
+import { freePort } from "@flexmoe/testkit";
 
 let browser: Browser;
 const coords: RunningCoordinator[] = [];

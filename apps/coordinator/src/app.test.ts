@@ -6,7 +6,7 @@ import { afterEach, describe, expect, it, vi } from "vitest";
 import { decodeShard, encodeTensors } from "@flexmoe/core";
 import { statusOf } from "./app.ts";
 import type { CoordinatorConfig } from "./config.ts";
-import { AppFixture } from "./testing/app-fixture.ts";
+import { AppFixture } from "@flexmoe/testkit";
 
 const fixture = new AppFixture();
 afterEach(() => fixture.closeAll());

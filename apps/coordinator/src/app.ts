@@ -9,12 +9,13 @@ import type { AddressInfo } from "node:net";
 import path from "node:path";
 import express from "express";
 import { Server } from "socket.io";
-import type { ClientToServerEvents, Rng, ServerToClientEvents, SocketData } from "@flexmoe/core";
-import { backboneManifest, countParams, expertManifest, modelSpec } from "@flexmoe/model/spec";
+import { fullModelParams, type ClientToServerEvents, type ServerToClientEvents, type SocketData } from "@flexmoe/core";
+import { modelLayout, modelSpec } from "@flexmoe/model/spec";
+import { viewOf, type ClientRecord, type PersistedClient } from "./clients.ts";
 import type { Clock } from "./clock.ts";
 import type { ResolvedConfig } from "./config.ts";
 import type { ShardStore } from "./data/shards.ts";
-import { Federation, type ClientRecord, type FederationState, type PersistedClient, type RoundRecord } from "./federation.ts";
+import { Federation, type FederationState, type RoundRecord, type RunSnapshot } from "./federation.ts";
 import { CLIENT_EVENTS, RejectStats, TokenBucket, type RejectedCounts } from "./guard.ts";
 import { clientRoom, createClientHandlers, type FlexSocket } from "./handlers/client.handlers.ts";
 import { createAdminHandler } from "./handlers/admin.handlers.ts";
@@ -26,17 +27,16 @@ export interface AppDeps {
   config: ResolvedConfig;
   clock: Clock;
   logger: Logger;
-  rng: Rng;
   shards: ShardStore;
   newToken: () => string;
   /** Built web client (index.html + assets); served when it exists. */
   webRoot?: string;
   initial?: FederationState;
-  onRoundClosed?: (record: RoundRecord, state: FederationState) => void;
+  onRoundClosed?: (record: RoundRecord, run: RunSnapshot) => void;
   /** Client registry restored from the store (tokens survive a restart). */
   initialClients?: readonly PersistedClient[];
-  onClientAdded?: (client: ClientRecord) => void;
-  onReset?: (state: FederationState) => void;
+  onClientAdded?: (client: ClientRecord, run: RunSnapshot) => void;
+  onReset?: (run: RunSnapshot) => void;
   /** Bearer token for `POST /api/admin`; without one the admin endpoint answers UNAUTHORIZED. */
   adminToken?: string;
   /** Join URLs for the dashboard's QR code (the first is encoded); read on every push. */
@@ -68,7 +68,6 @@ export function createApp(deps: AppDeps): App {
     config: deps.config,
     clock: deps.clock,
     logger: log,
-    rng: deps.rng,
     newToken: deps.newToken,
     shardUrl: (token) => `/api/shard/${token}`,
     send: (clientId, start) => {
@@ -173,10 +172,7 @@ export function createApp(deps: AppDeps): App {
 
 /** One full model in float32 plus 25% and 1 MiB of headroom for the frame header and metadata. */
 export function maxFrameBytes(preset: "cnn" | "dense", experts: number): number {
-  const spec = modelSpec(preset, experts);
-  let params = countParams(backboneManifest(spec));
-  for (let e = 0; e < experts; e++) params += countParams(expertManifest(spec, e));
-  return Math.ceil(params * 4 * 1.25) + (1 << 20);
+  return Math.ceil(fullModelParams(modelLayout(modelSpec(preset, experts))) * 4 * 1.25) + (1 << 20);
 }
 
 export function statusOf(f: Federation, rejected?: RejectedCounts) {
@@ -188,17 +184,7 @@ export function statusOf(f: Federation, rejected?: RejectedCounts) {
     currentRound: f.currentRound,
     phase: f.phase,
     experts: f.spec.experts,
-    clients: f.clientList().map((c) => ({
-      id: c.id,
-      label: c.label ?? null,
-      backend: c.backend,
-      capacity: c.capacity,
-      experts: c.experts,
-      online: c.online,
-      ready: c.ready,
-      lastRound: c.lastRound,
-      accuracy: c.accuracy,
-    })),
+    clients: f.clientList().map(viewOf),
     deficit: s.deficit,
     history: s.history.map((h) => ({
       round: h.round,

@@ -1,6 +1,6 @@
 /**
  * The classroom surface over real HTTP and sockets: the admin endpoint (token, validation,
- * pause/resume, strategy, rounds, reset), the `flexmoe admin` CLI against it, the dashboard
+ * pause/resume, strategy, rounds, reset), the dashboard
  * namespace push, the model and round-log exports, and the TLS server with a generated certificate.
  */
 import { get as httpsGet } from "node:https";
@@ -8,13 +8,11 @@ import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { afterEach, describe, expect, it, vi } from "vitest";
-import { io as ioClient } from "socket.io-client";
 import type { DashboardState } from "@flexmoe/core";
 import { backboneManifest, countParams, expertManifest } from "@flexmoe/model/spec";
 import type { AppDeps } from "./app.ts";
-import { runAdmin } from "./commands/admin.ts";
-import { AppFixture } from "./testing/app-fixture.ts";
 import { loadOrCreateSelfSigned } from "./tls.ts";
+import { AppFixture, rawSocket } from "@flexmoe/testkit";
 
 const TOKEN = "admin-test-token-0123456789";
 
@@ -99,30 +97,10 @@ describe("admin over HTTP", () => {
   });
 });
 
-describe("flexmoe admin (CLI)", () => {
-  it("pauses and resumes with the token, exits 1 with UNAUTHORIZED without it, 2 on bad usage", async () => {
-    const { app, url } = await start();
-    const out = vi.spyOn(console, "log").mockImplementation(() => {});
-    const err = vi.spyOn(console, "error").mockImplementation(() => {});
-    expect(await runAdmin(["pause", "--url", url, "--token", "nope"])).toBe(1);
-    expect(err.mock.calls.flat().join(" ")).toContain("UNAUTHORIZED");
-    expect(app.federation.phase).toBe("waiting");
-    expect(await runAdmin(["pause", "--url", url, "--token", TOKEN])).toBe(0);
-    expect(app.federation.phase).toBe("paused");
-    expect(JSON.parse(String(out.mock.calls.at(-1)?.[0]))).toMatchObject({ phase: "paused" });
-    expect(await runAdmin(["start", "--url", url, "--token", TOKEN])).toBe(0);
-    expect(app.federation.phase).toBe("waiting");
-    expect(await runAdmin(["set-rounds", "5", "--url", url, "--token", TOKEN])).toBe(0);
-    expect(app.federation.roundLimit).toBe(5);
-    expect(await runAdmin(["set-strategy", "best", "--url", url, "--token", TOKEN])).toBe(2);
-    expect(await runAdmin(["start", "--url", "http://127.0.0.1:1", "--token", TOKEN])).toBe(2);
-  });
-});
-
 describe("dashboard namespace", () => {
   it("pushes the state on connect and again after a round", async () => {
     const { url, client } = await start({}, 1);
-    const dash = ioClient(`${url}/dashboard`, { transports: ["websocket"], forceNew: true });
+    const dash = rawSocket(`${url}/dashboard`);
     const states: DashboardState[] = [];
     dash.on("dashboard:state", (s: DashboardState) => states.push(s));
     try {

@@ -1,12 +1,7 @@
-/** Time and timers are injected so tests can drive rounds without sleeping. */
-export interface TimerHandle {
-  cancel(): void;
-}
-export interface Clock {
-  now(): number;
-  /** Every timer has an owner: whoever holds the handle cancels it. */
-  timeout(ms: number, fn: () => void): TimerHandle;
-}
+/** The real clock; the Clock interface is core's, so tests pass testkit's ManualClock. */
+import type { Clock } from "@flexmoe/core";
+
+export type { Clock, TimerHandle } from "@flexmoe/core";
 
 export const systemClock: Clock = {
   now: () => Date.now(),

@@ -2,7 +2,15 @@
  * Coordinator configuration: `CoordinatorConfig` is what users may set (CLI flags),
  * `resolveConfig` fills the defaults once at start-up into a complete, read-only object.
  */
-import { parsePartition, type FitnessKind, type PartitionScheme, type StrategyName } from "@flexmoe/core";
+import {
+  builtinRules,
+  builtinStrategies,
+  parsePartition,
+  type AggregatorName,
+  type FitnessKind,
+  type PartitionScheme,
+  type StrategyName,
+} from "@flexmoe/core";
 import type { Preset } from "@flexmoe/model/spec";
 
 export interface CoordinatorConfig {
@@ -60,8 +68,7 @@ export interface CoordinatorConfig {
   rateLimit?: { burst?: number; perSec?: number };
 }
 
-export type AggregatorName = "mean" | "trimmed" | "median";
-export const AGGREGATORS: readonly AggregatorName[] = ["mean", "trimmed", "median"];
+export type { AggregatorName, StrategyName };
 
 export interface ResolvedConfig {
   readonly experts: number;
@@ -93,8 +100,6 @@ export interface ResolvedConfig {
   readonly rateLimit: { readonly burst: number; readonly perSec: number };
 }
 
-const STRATEGIES: readonly StrategyName[] = ["flex", "greedy", "random", "roundrobin"];
-
 function int(name: string, v: number, min: number, max: number): number {
   if (!Number.isInteger(v) || v < min || v > max) throw new RangeError(`${name} must be an integer in [${min}, ${max}], got ${v}`);
   return v;
@@ -108,10 +113,16 @@ function num(name: string, v: number, min: number, max: number): number {
 export function resolveConfig(c: CoordinatorConfig = {}): ResolvedConfig {
   const experts = int("experts", c.experts ?? 8, 2, 64);
   const strategy = c.strategy ?? "flex";
-  if (!STRATEGIES.includes(strategy)) throw new RangeError(`strategy must be one of ${STRATEGIES.join(", ")}, got ${strategy}`);
+  if (!builtinStrategies.has(strategy))
+    throw new RangeError(`strategy must be one of ${builtinStrategies.names.join(", ")}, got ${String(strategy)}`);
   const partitionLabel = c.partition ?? "dirichlet:0.8";
   const aggregator = c.aggregator ?? "mean";
-  if (!AGGREGATORS.includes(aggregator)) throw new RangeError(`aggregator must be one of ${AGGREGATORS.join(", ")}, got ${aggregator}`);
+  const oneOf = <T extends string>(name: string, v: T, allowed: readonly T[]): T => {
+    if (!allowed.includes(v)) throw new RangeError(`${name} must be one of ${allowed.join(", ")}, got ${String(v)}`);
+    return v;
+  };
+  if (!builtinRules.has(aggregator))
+    throw new RangeError(`aggregator must be one of ${builtinRules.names.join(", ")}, got ${String(aggregator)}`);
   return Object.freeze({
     experts,
     minClients: int("min-clients", c.minClients ?? 2, 1, 100_000),
@@ -120,26 +131,26 @@ export function resolveConfig(c: CoordinatorConfig = {}): ResolvedConfig {
     gatherMs: int("gather-ms", c.gatherMs ?? 1500, 0, 600_000),
     strategy,
     fitness:
-      (c.fitness ?? "acc") === "acc"
+      oneOf("fitness", c.fitness ?? "acc", ["acc", "loss"]) === "acc"
         ? ({ kind: "acc" } as const)
         : ({ kind: "loss", alphaL: num("alpha-l", c.alphaL ?? 1, 1e-6, 1e6) } as const),
     beta: num("beta", c.beta ?? 0.5, 1e-6, 1),
     q0: num("q0", c.q0 ?? 1, 0, 1),
     slack: num("slack", c.slack ?? 0, 0, 10),
     maxCapacity: int("max-capacity", Math.min(c.maxCapacity ?? experts, experts), 1, experts),
-    dataset: c.dataset ?? "mnist",
+    dataset: oneOf("dataset", c.dataset ?? "mnist", ["mnist"]),
     partition: parsePartition(partitionLabel),
     partitionLabel,
     shards: int("shards", c.shards ?? 16, 1, 10_000),
     maxSamplesPerClient: int("max-samples", c.maxSamplesPerClient ?? 0, 0, 10_000_000),
     testFraction: num("test-fraction", c.testFraction ?? 0.2, 0.01, 0.9),
-    preset: c.preset ?? "cnn",
+    preset: oneOf("preset", c.preset ?? "cnn", ["cnn", "dense"]),
     training: Object.freeze({
       epochs: int("epochs", c.training?.epochs ?? 1, 1, 100),
       batchSize: int("batch-size", c.training?.batchSize ?? 32, 1, 4096),
       learningRate: num("lr", c.training?.learningRate ?? 0.005, 1e-7, 10),
     }),
-    wireDType: c.wireDType ?? "float32",
+    wireDType: oneOf("wire", c.wireDType ?? "float32", ["float32", "float16"]),
     seed: int("seed", c.seed ?? 1, 0, 2 ** 32 - 1),
     quorum: int("quorum", c.quorum ?? 1, 1, 100_000),
     aggregator,

@@ -2,8 +2,7 @@
 import { describe, expect, it } from "vitest";
 import { encodeTensors } from "@flexmoe/core";
 import type { CoordinatorConfig } from "./config.ts";
-import { harness, type Harness } from "./testing/federation-harness.ts";
-import { fingerprint } from "./testing/fingerprint.ts";
+import { type Harness, fingerprint, harness } from "@flexmoe/testkit";
 
 function setup(n: number, capacity: number, cfg: CoordinatorConfig = {}): { h: Harness; ids: string[] } {
   const h = harness({ minClients: n, ...cfg });

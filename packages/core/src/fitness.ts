@@ -118,6 +118,13 @@ export class FitnessMatrix {
     }
   }
 
+  /** An independent copy (the round engine never mutates the state it was given). */
+  clone(): FitnessMatrix {
+    const m = new FitnessMatrix(this.experts, this.q0);
+    for (const [id, r] of this.rows) m.rows.set(id, r.slice());
+    return m;
+  }
+
   /** Plain JSON for persistence. */
   toJSON(): FitnessMatrixJSON {
     return {

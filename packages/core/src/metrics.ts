@@ -123,6 +123,17 @@ export class CumulativeLoad {
   }
 
   /**
+   * Resumes from stored totals after `rounds` rounds.
+   * @throws RangeError on a negative or non-finite total.
+   */
+  static from(totals: ArrayLike<number>, rounds = 0): CumulativeLoad {
+    const c = new CumulativeLoad(totals.length);
+    c.add(totals);
+    c.count = rounds;
+    return c;
+  }
+
+  /**
    * Adds one round's load.
    * @throws RangeError on a length mismatch or a negative or non-finite entry (nothing is added then).
    */

@@ -3,7 +3,7 @@
  * (Li et al., ICDE 2022): IID, Dirichlet label skew, and "#C = k" quantity-based label skew.
  * The result is a list of index lists, one per client, so a run can ship and log exact shards.
  */
-import type { Rng } from "./rng.ts";
+import { streamRng, type Rng } from "./rng.ts";
 
 /** How samples are spread over clients. */
 export type PartitionScheme = { kind: "iid" } | { kind: "dirichlet"; alpha: number } | { kind: "classes"; k: number };
@@ -277,4 +277,35 @@ function splitClasses(byClass: readonly number[][], clients: number, k: number, 
     });
   }
   return parts;
+}
+
+/** One client shard as index lists into the pool: the held-out part and the training part. */
+export interface ShardSplit {
+  train: number[];
+  test: number[];
+}
+
+export interface ShardSplitOptions {
+  shards: number;
+  partition: PartitionScheme;
+  /** Fraction of each shard held out (at least one sample). */
+  testFraction: number;
+  /** Cap on samples per shard before the split; 0 = none. */
+  maxSamples: number;
+}
+
+/**
+ * The one way shards are dealt, by the coordinator and the simulator alike: partition the labels
+ * (stream "partition"), shuffle each part (stream "shard-order"), cap it, hold out the first
+ * round(testFraction n) samples.
+ */
+export function splitShards(labels: ArrayLike<number>, numClasses: number, opts: ShardSplitOptions, seed: number): ShardSplit[] {
+  const parts = partitionIndices(labels, numClasses, opts.shards, opts.partition, streamRng(seed, "partition"));
+  const order = streamRng(seed, "shard-order");
+  return parts.map((p) => {
+    order.shuffle(p);
+    const idx = opts.maxSamples > 0 ? p.slice(0, opts.maxSamples) : p;
+    const nTest = Math.max(1, Math.round(idx.length * opts.testFraction));
+    return { test: idx.slice(0, nTest), train: idx.slice(nTest) };
+  });
 }

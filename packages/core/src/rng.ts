@@ -83,3 +83,26 @@ export function createRng(seed: number): Rng {
   };
   return rng;
 }
+
+/** FNV-1a of a string, as a u32 seed. */
+export function hashSeed(text: string): number {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < text.length; i++) h = Math.imul(h ^ text.charCodeAt(i), 0x01000193) >>> 0;
+  return h >>> 0;
+}
+
+/**
+ * A seeded stream per purpose ("partition", "init", "assign:3", ...), so a decision does not depend
+ * on how many draws other decisions made before it: the simulator and the coordinator derive the
+ * same streams from the same seed, and a restarted coordinator gets round t's stream back.
+ */
+export function streamRng(seed: number, tag: string): Rng {
+  // The seed only enters through the text: xoring it into the basis as well would cancel against
+  // its own last digit and make every seed hash alike.
+  return createRng(hashSeed(`${seed >>> 0}:${tag}`));
+}
+
+/** A client's own stream for a purpose ("gate", "train:3"), from what both sides know: the run and the client id. */
+export function clientRng(runId: string, clientId: string, purpose: string): Rng {
+  return createRng(hashSeed(`${runId}/${clientId}/${purpose}`));
+}

@@ -3,7 +3,7 @@
  * Deliberately free of TensorFlow.js: the coordinator builds manifests and the initial
  * global model from this file alone.
  */
-import type { NamedTensor, Rng, TensorManifest } from "@flexmoe/core";
+import type { ModelLayout, NamedTensor, Rng, TensorManifest } from "@flexmoe/core";
 
 export type Preset = "cnn" | "dense";
 
@@ -172,4 +172,19 @@ export function checkTensors(manifest: TensorManifest, tensors: readonly NamedTe
   }
   const extra = byName.keys().next();
   if (!extra.done) throw new Error(`${what}: unexpected tensor "${extra.value}"`);
+}
+
+/** The global model's tensor groups, in the form core's round engine and frame layout take. */
+export function modelLayout(spec: ModelSpec): ModelLayout {
+  return {
+    backbone: backboneManifest(spec),
+    experts: Array.from({ length: spec.experts }, (_, e) => expertManifest(spec, e)),
+  };
+}
+
+/** The seeded initial global model (backbone, then experts in id order, from one stream). */
+export function initWeights(spec: ModelSpec, rng: Rng): { backbone: NamedTensor[]; experts: NamedTensor[][] } {
+  const backbone = initBackbone(spec, rng);
+  const experts = Array.from({ length: spec.experts }, (_, e) => initExpert(spec, e, rng));
+  return { backbone, experts };
 }

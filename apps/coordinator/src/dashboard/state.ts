@@ -1,5 +1,6 @@
 /** The dashboard's view of a federation: one plain, JSON-safe snapshot (core's DashboardState). */
 import type { DashboardState } from "@flexmoe/core";
+import { viewOf } from "../clients.ts";
 import type { Federation } from "../federation.ts";
 
 export function dashboardState(f: Federation, joinUrls: readonly string[]): DashboardState {
@@ -22,17 +23,7 @@ export function dashboardState(f: Federation, joinUrls: readonly string[]): Dash
     experts: f.spec.experts,
     minClients: f.config.minClients,
     joinUrls: [...joinUrls],
-    clients: clients.map((c) => ({
-      id: c.id,
-      label: c.label ?? null,
-      backend: c.backend,
-      capacity: c.capacity,
-      experts: [...c.experts],
-      online: c.online,
-      ready: c.ready,
-      lastRound: c.lastRound,
-      accuracy: c.accuracy,
-    })),
+    clients: clients.map(viewOf),
     history: s.history.map((h) => ({
       round: h.round,
       strategy: h.strategy,

@@ -4,7 +4,7 @@
  * applied (Q rows of the survivors move, the vanished ones' do not), and later rounds proceed.
  */
 import { afterEach, expect, it, vi } from "vitest";
-import { AppFixture } from "../testing/app-fixture.ts";
+import { AppFixture } from "@flexmoe/testkit";
 
 const fixture = new AppFixture();
 afterEach(() => fixture.closeAll());

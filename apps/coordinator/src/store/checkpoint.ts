@@ -57,7 +57,7 @@ export function checkpointOf(
       fitness: state.fitness.toJSON(),
       deficit: [...state.deficit],
       cumulativeRouted: [...state.cumulativeRouted],
-      history: state.history,
+      history: [...state.history],
       clients: [...clients],
     },
     weights: [...state.backbone, ...state.experts.flat()],

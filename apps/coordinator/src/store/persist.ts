@@ -5,7 +5,7 @@
 import { err, ok, type Result } from "@flexmoe/core";
 import type { Clock } from "../clock.ts";
 import type { ResolvedConfig } from "../config.ts";
-import type { ClientRecord, Federation, FederationState, PersistedClient, RoundRecord } from "../federation.ts";
+import type { ClientRecord, FederationState, PersistedClient, RoundRecord, RunSnapshot } from "../federation.ts";
 import type { Logger } from "../logger.ts";
 import { checkpointOf, restoreCheckpoint, type StoreError } from "./checkpoint.ts";
 import type { RunStore } from "./store.ts";
@@ -35,39 +35,38 @@ export function openRun(store: RunStore, config: ResolvedConfig): Result<Resume,
 }
 
 /**
- * Hooks for createApp. `federation` is read lazily (the hooks exist before the app does); its live
- * config (admin changes included) is what gets stored. A failed write is logged and the run goes
- * on: the previous checkpoint is still whole.
+ * Hooks for createApp. Each receives what it stores (the engine's state and record, the registry, the
+ * live config with admin changes). A failed write is logged and the run goes on: the previous
+ * checkpoint is still whole.
  */
-export function persistenceHooks(deps: { store: RunStore; clock: Clock; logger: Logger; federation: () => Federation }) {
+export function persistenceHooks(deps: { store: RunStore; clock: Clock; logger: Logger }) {
   const log = deps.logger.child({ module: "store" });
-  /** Checkpoint `state` with the live registry and config. @throws on I/O errors. */
-  const save = (state: FederationState): void => {
-    const f = deps.federation();
-    deps.store.save(checkpointOf(state, f.registry(), f.config, deps.clock.now()));
+  /** Checkpoint a run. @throws on I/O errors. */
+  const save = (run: RunSnapshot): void => {
+    deps.store.save(checkpointOf(run.state, run.clients, run.config, deps.clock.now()));
   };
   return {
-    /** Checkpoint the current state now (a new run's round 0, so its runId and registry survive too). */
-    saveNow: (): void => save(deps.federation().snapshot),
-    onRoundClosed: (record: RoundRecord, state: FederationState): void => {
+    /** Checkpoint now (a new run's round 0, so its runId and registry survive too). @throws on I/O errors. */
+    save,
+    onRoundClosed: (record: RoundRecord, run: RunSnapshot): void => {
       try {
-        save(state);
+        save(run);
         log.debug({ round: record.round }, "checkpoint saved");
       } catch (e) {
         log.error({ err: e, round: record.round }, "checkpoint not saved");
       }
     },
     /** An admin reset started a new run: checkpoint it at once, so a crash cannot bring the old one back. */
-    onReset: (state: FederationState): void => {
+    onReset: (run: RunSnapshot): void => {
       try {
-        save(state);
+        save(run);
       } catch (e) {
-        log.error({ err: e, runId: state.runId }, "checkpoint of the reset run not saved");
+        log.error({ err: e, runId: run.state.runId }, "checkpoint of the reset run not saved");
       }
     },
-    onClientAdded: (client: ClientRecord): void => {
+    onClientAdded: (client: ClientRecord, run: RunSnapshot): void => {
       try {
-        deps.store.saveClients(deps.federation().registry());
+        deps.store.saveClients(run.clients);
       } catch (e) {
         log.error({ err: e, client: client.id }, "client registry not saved");
       }

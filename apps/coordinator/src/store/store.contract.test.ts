@@ -9,11 +9,10 @@ import { afterAll, describe, expect, it } from "vitest";
 import { encodeTensors, FitnessMatrix } from "@flexmoe/core";
 import { resolveConfig, type CoordinatorConfig } from "../config.ts";
 import { silentLogger } from "../logger.ts";
-import { harness } from "../testing/federation-harness.ts";
 import { restoreCheckpoint } from "./checkpoint.ts";
 import { openRun, persistenceHooks } from "./persist.ts";
 import { FileRunStore, MemoryRunStore, type RunStore } from "./store.ts";
-import { fingerprint } from "../testing/fingerprint.ts";
+import { fingerprint, harness } from "@flexmoe/testkit";
 
 const dirs: string[] = [];
 afterAll(() => dirs.forEach((d) => rmSync(d, { recursive: true, force: true })));
@@ -31,7 +30,6 @@ function runTwoRounds(store: RunStore, cfg: CoordinatorConfig = CFG) {
     store,
     clock: { now: () => 0, timeout: () => ({ cancel() {} }) },
     logger: silentLogger,
-    federation: () => fed,
   });
   const h = harness(cfg, { onRoundClosed: hooks.onRoundClosed, onClientAdded: hooks.onClientAdded, onReset: hooks.onReset });
   const fed = h.federation;

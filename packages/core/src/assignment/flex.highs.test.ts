@@ -4,7 +4,7 @@ import { createRng } from "../rng.ts";
 import type { Rng } from "../rng.ts";
 import { computeBounds } from "./bounds.ts";
 import { DEFAULT_FLEX_TUNING, flexCore, solveFlex } from "./flex.ts";
-import { assignmentProblems } from "./testing.ts";
+import { assignmentProblems } from "./reference.ts";
 
 type Solver = { solve(lp: string): { Status: string; ObjectiveValue: number } };
 let highs: Solver;

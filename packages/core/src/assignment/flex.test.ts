@@ -4,7 +4,7 @@ import type { Rng } from "../rng.ts";
 import { computeBounds } from "./bounds.ts";
 import { DEFAULT_FLEX_TUNING, flexCore, solveFlex } from "./flex.ts";
 import type { FlexTuning } from "./flex.ts";
-import { assignmentProblems, bruteForceOptimum } from "./testing.ts";
+import { assignmentProblems, bruteForceOptimum } from "./reference.ts";
 import { AssignmentError } from "./types.ts";
 import type { Bounds } from "./types.ts";
 

@@ -28,6 +28,7 @@
  * experts furthest behind their fair share so far (lower id on equal footing); repairs move, among equally
  * cheap clients, the lowest client id, and Dijkstra prefers the lowest node index.
  */
+import { defineStrategy } from "./strategy.ts";
 import { checkBounds, boundsFor } from "./bounds.ts";
 import { selectTopK, toAssignment } from "./common.ts";
 import { AssignmentError } from "./types.ts";
@@ -944,3 +945,9 @@ function kthSmallest(values: Float64Array, k: number): number {
   }
   return a[target] as number;
 }
+
+export const flex = defineStrategy({
+  name: "flex",
+  summary: "FLEX-MoE: maximize total fitness, every client exactly k_c experts, loads within the balanced bounds",
+  solve: (p) => solveFlex(p),
+});

@@ -1,4 +1,5 @@
 /** Greedy baseline (paper section 3.3): each client takes its own top-k_c, with no load constraint. */
+import { defineStrategy } from "./strategy.ts";
 import { selectTopK, toAssignment } from "./common.ts";
 import type { Assignment, AssignmentProblem } from "./types.ts";
 import { prepareProblem } from "./validate.ts";
@@ -13,3 +14,9 @@ export function solveGreedy(problem: AssignmentProblem): Assignment {
   for (let c = 0; c < C; c++) selectTopK(w, zero, c, E, cap[c] as number, hold, bi, bv);
   return toAssignment(w, C, E, hold);
 }
+
+export const greedy = defineStrategy({
+  name: "greedy",
+  summary: "each client its top-k_c experts by fitness, no load constraint",
+  solve: (p) => solveGreedy(p),
+});

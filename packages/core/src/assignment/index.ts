@@ -1,31 +1,30 @@
 /** Expert assignment strategies: FLEX-MoE's exact load-bounded solver and the baselines. */
-import { solveFlex } from "./flex.ts";
-import { solveGreedy } from "./greedy.ts";
-import { solveRandom } from "./random.ts";
-import { solveRoundRobin } from "./roundrobin.ts";
-import { AssignmentError } from "./types.ts";
-import type { AssignOptions, Assignment, AssignmentProblem, StrategyName } from "./types.ts";
+import { builtinStrategies } from "./registry.ts";
+import type { StrategyRegistry } from "./strategy.ts";
+import type { AssignOptions, Assignment, AssignmentProblem } from "./types.ts";
 
 export * from "./types.ts";
+export * from "./strategy.ts";
+export * from "./registry.ts";
 export { computeBounds, updateDeficit } from "./bounds.ts";
 export { solveFlex } from "./flex.ts";
 export type { FlexOptions } from "./flex.ts";
 export { solveGreedy } from "./greedy.ts";
 export { solveRandom } from "./random.ts";
 export { solveRoundRobin } from "./roundrobin.ts";
+export { solveFull } from "./full.ts";
 
-/** Runs one strategy; throws AssignmentError (INVALID_INPUT or INFEASIBLE). */
-export function assign(problem: AssignmentProblem, strategy: StrategyName, opts: AssignOptions = {}): Assignment {
-  switch (strategy) {
-    case "flex":
-      return solveFlex(problem);
-    case "greedy":
-      return solveGreedy(problem);
-    case "random":
-      return solveRandom(problem, opts.rng);
-    case "roundrobin":
-      return solveRoundRobin(problem, opts.round ?? 0);
-    default:
-      throw new AssignmentError("INVALID_INPUT", `unknown strategy '${String(strategy)}'`);
-  }
+/**
+ * Runs one strategy by name; throws AssignmentError (INVALID_INPUT, also for an unknown name, or
+ * INFEASIBLE). A holds-all strategy ignores the capacities.
+ */
+export function assign(
+  problem: AssignmentProblem,
+  strategy: string,
+  opts: AssignOptions = {},
+  registry: StrategyRegistry = builtinStrategies,
+): Assignment {
+  const s = registry.get(strategy);
+  return s.solve(problem, { ...(opts.rng && { rng: opts.rng }), round: opts.round ?? 0 });
 }
+export { assignmentProblems, bruteForceOptimum } from "./reference.ts";

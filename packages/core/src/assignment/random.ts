@@ -1,4 +1,5 @@
 /** Random baseline: k_c experts drawn uniformly without replacement, reproducible from the Rng. */
+import { defineStrategy } from "./strategy.ts";
 import type { Rng } from "../rng.ts";
 import { toAssignment } from "./common.ts";
 import { AssignmentError } from "./types.ts";
@@ -24,3 +25,9 @@ export function solveRandom(problem: AssignmentProblem, rng: Rng | undefined): A
   }
   return toAssignment(w, C, E, hold);
 }
+
+export const random = defineStrategy({
+  name: "random",
+  summary: "k_c experts drawn uniformly per client (seeded)",
+  solve: (p, ctx) => solveRandom(p, ctx.rng),
+});

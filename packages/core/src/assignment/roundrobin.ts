@@ -6,6 +6,7 @@
  * floor(F/E) times plus once more for the first F mod E positions. The run starts rotate with the round
  * (client order and the cycle within each group), so a client's experts change from round to round.
  */
+import { defineStrategy } from "./strategy.ts";
 import { boundsFor, checkBounds } from "./bounds.ts";
 import { toAssignment } from "./common.ts";
 import { AssignmentError } from "./types.ts";
@@ -45,3 +46,9 @@ export function solveRoundRobin(problem: AssignmentProblem, round = 0): Assignme
   }
   return toAssignment(w, C, E, hold, bounds);
 }
+
+export const roundrobin = defineStrategy({
+  name: "roundrobin",
+  summary: "balanced loads within flex's bounds, fitness ignored, rotating with the round",
+  solve: (p, ctx) => solveRoundRobin(p, ctx.round),
+});

@@ -2,7 +2,7 @@ import { describe, expect, it } from "vitest";
 import { createRng } from "../rng.ts";
 import { assign, solveGreedy, solveRandom, solveRoundRobin } from "./index.ts";
 import { computeBounds, updateDeficit } from "./bounds.ts";
-import { assignmentProblems } from "./testing.ts";
+import { assignmentProblems } from "./reference.ts";
 import { AssignmentError } from "./types.ts";
 import type { AssignmentProblem } from "./types.ts";
 

@@ -1,10 +1,6 @@
 /** Shapes shared by the assignment strategies (paper section 3). */
 import type { Rng } from "../rng.ts";
 
-export type StrategyName = "flex" | "greedy" | "random" | "roundrobin";
-
-export const STRATEGY_NAMES: readonly StrategyName[] = ["flex", "greedy", "random", "roundrobin"];
-
 export interface AssignmentProblem {
   /** C, the participating clients. */
   clients: number;

@@ -4,6 +4,7 @@
  * (round id, assignment, tensor manifest) follow in the coordinator against its state.
  */
 import { z } from "zod";
+import { STRATEGY_NAMES } from "../assignment/registry.ts";
 
 export const PROTOCOL_VERSION = 1;
 
@@ -19,7 +20,7 @@ export const binarySchema = z.custom<Uint8Array | ArrayBuffer>((v) => v instance
 });
 export const toBytes = (b: Uint8Array | ArrayBuffer): Uint8Array => (b instanceof Uint8Array ? b : new Uint8Array(b));
 
-export const backendSchema = z.enum(["webgpu", "webgl", "wasm", "cpu", "synthetic"]);
+export const backendSchema = z.enum(["webgpu", "webgl", "wasm", "cpu"]);
 export type BackendName = z.infer<typeof backendSchema>;
 
 export const joinRequestSchema = z
@@ -76,7 +77,7 @@ export const updateSubmitSchema = z.object({ meta: updateMetaSchema, weights: bi
 export type UpdateSubmit = z.infer<typeof updateSubmitSchema>;
 
 /** Strategies an admin may switch to at run time (same names as the assignment module). */
-export const strategySchema = z.enum(["flex", "greedy", "random", "roundrobin"]);
+export const strategySchema = z.enum(STRATEGY_NAMES);
 
 /**
  * `POST /api/admin` body (the dashboard and `flexmoe admin` send it; the token travels in

@@ -1,0 +1,20 @@
+/** @flexmoe/coordinator: the server (createApp, the federation driver, persistence) and its process entry. */
+export { createApp, maxFrameBytes, statusOf, type App, type AppDeps } from "./app.ts";
+export { resolveConfig, type CoordinatorConfig, type ResolvedConfig, type AggregatorName, type StrategyName } from "./config.ts";
+export {
+  engineConfigOf,
+  Federation,
+  freshState,
+  type FederationDeps,
+  type FederationState,
+  type Phase,
+  type RoundRecord,
+  type RunSnapshot,
+} from "./federation.ts";
+export { ClientRegistry, viewOf, type ClientRecord, type PersistedClient } from "./clients.ts";
+export { systemClock, type Clock, type TimerHandle } from "./clock.ts";
+export { silentLogger, type Logger } from "./logger.ts";
+export { loadMnist } from "./data/mnist.ts";
+export { ShardStore, type ShardOptions } from "./data/shards.ts";
+export { serve, type ServeOptions } from "./main.ts";
+export type { AdminStatus } from "./handlers/admin.handlers.ts";

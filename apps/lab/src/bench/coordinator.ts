@@ -1,0 +1,271 @@
+/**
+ * Coordinator capacity bench, loopback only: a real `flexmoe serve` in its own process (so its memory is
+ * its own), and a few worker processes each holding many protocol clients (./coordinator-worker.ts) that
+ * join and answer full rounds with synthetic updates. Per client count: whether all rounds completed
+ * with every client, the round latency (first round:started seen by any client to the first
+ * round:closed), and the coordinator's RSS (/proc/<pid>/status) idle, after joins and at peak.
+ */
+import { spawn, type ChildProcess } from "node:child_process";
+import { mkdtemp, readFile, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+import type { BenchContext } from "./common.ts";
+import type { WorkerMessage } from "./coordinator-worker.ts";
+import { median, parseProcStatus, sig, slope } from "./stats.ts";
+
+const HERE = path.dirname(fileURLToPath(import.meta.url));
+const ROOT = path.resolve(HERE, "../../../..");
+const BIN = path.join(ROOT, "apps/lab/bin/flexmoe.mjs");
+const CLIENTS_PER_WORKER = 500;
+
+export interface CoordinatorLevel {
+  clients: number;
+  experts: number;
+  /** All rounds closed with every client participating, within the time limit. */
+  ok: boolean;
+  error?: string;
+  rounds: number;
+  /** Median round latency, ms. */
+  roundMs: number | null;
+  roundMsAll: number[];
+  joinMs: number | null;
+  rssIdleBytes: number | null;
+  rssJoinedBytes: number | null;
+  peakRssBytes: number | null;
+  /** (peak RSS - idle RSS) / clients. */
+  rssBytesPerClient: number | null;
+}
+
+export interface CoordinatorResult {
+  preset: "cnn";
+  levels: CoordinatorLevel[];
+  /** Largest client count that completed every round with every client. */
+  clients: number;
+  /** Median round latency at that count. */
+  roundMs: number | null;
+  /** Peak RSS per client at that count. */
+  rssBytesPerClient: number | null;
+  /** Least-squares slope of round latency vs clients, per 1,000 clients (ms). */
+  addedRoundMsPer1000: number | null;
+  /** Slope of peak RSS vs clients (bytes per client), over the 8-expert levels. */
+  rssSlopeBytesPerClient: number | null;
+  /** Peak-RSS difference per added expert between two expert counts at the same clients (full run only). */
+  rssBytesPerExpert: number | null;
+}
+
+async function procMem(pid: number | undefined): Promise<{ hwmBytes: number | null; rssBytes: number | null }> {
+  if (pid === undefined) return { hwmBytes: null, rssBytes: null };
+  try {
+    return parseProcStatus(await readFile(`/proc/${pid}/status`, "utf8"));
+  } catch {
+    return { hwmBytes: null, rssBytes: null };
+  }
+}
+
+function stopChild(p: ChildProcess, signal: NodeJS.Signals = "SIGTERM"): Promise<void> {
+  return new Promise((resolve) => {
+    if (p.exitCode !== null || p.signalCode !== null) return resolve();
+    const kill = setTimeout(() => p.kill("SIGKILL"), 5_000);
+    p.once("exit", () => {
+      clearTimeout(kill);
+      resolve();
+    });
+    p.kill(signal);
+  });
+}
+
+async function startCoordinator(args: string[], dataDir: string): Promise<{ proc: ChildProcess; url: string }> {
+  const proc = spawn(
+    process.execPath,
+    [BIN, "serve", "--port", "0", "--host", "127.0.0.1", "--data-dir", dataDir, "--log-level", "warn", ...args],
+    { cwd: ROOT, stdio: ["ignore", "pipe", "pipe"] },
+  );
+  let out = "";
+  const url = await new Promise<string>((resolve, reject) => {
+    const deadline = setTimeout(() => reject(new Error(`coordinator did not start in 60 s:\n${out.slice(-2000)}`)), 60_000);
+    const onData = (d: Buffer): void => {
+      out += d.toString();
+      const m = /http:\/\/localhost:(\d+)\//.exec(out);
+      if (m) {
+        clearTimeout(deadline);
+        resolve(`http://127.0.0.1:${m[1]}/`);
+      }
+    };
+    proc.stdout?.on("data", onData);
+    proc.stderr?.on("data", (d: Buffer) => (out += d.toString()));
+    proc.once("exit", (code) => {
+      clearTimeout(deadline);
+      reject(new Error(`coordinator exited with ${code}:\n${out.slice(-2000)}`));
+    });
+  });
+  // Keep draining its output so a full pipe never blocks it.
+  proc.stdout?.resume();
+  proc.stderr?.resume();
+  return { proc, url };
+}
+
+async function runLevel(ctx: BenchContext, clients: number, experts: number, rounds: number, limitMs: number): Promise<CoordinatorLevel> {
+  const level: CoordinatorLevel = {
+    clients,
+    experts,
+    ok: false,
+    rounds: 0,
+    roundMs: null,
+    roundMsAll: [],
+    joinMs: null,
+    rssIdleBytes: null,
+    rssJoinedBytes: null,
+    peakRssBytes: null,
+    rssBytesPerClient: null,
+  };
+  const dataDir = await mkdtemp(path.join(tmpdir(), "flexmoe-bench-coord-"));
+  const workers: ChildProcess[] = [];
+  let coord: ChildProcess | undefined;
+  try {
+    const started = await startCoordinator(
+      [
+        "--preset",
+        "cnn",
+        "--experts",
+        String(experts),
+        "--min-clients",
+        String(clients),
+        "--rounds",
+        String(rounds),
+        "--gather-ms",
+        "1000",
+        "--round-timeout",
+        String(Math.ceil(limitMs / 1000)),
+        "--shards",
+        "16",
+        "--max-samples",
+        "200",
+      ],
+      dataDir,
+    );
+    coord = started.proc;
+    const pid = coord.pid;
+    await new Promise((r) => setTimeout(r, 500));
+    level.rssIdleBytes = (await procMem(pid)).rssBytes;
+
+    const nWorkers = Math.max(1, Math.ceil(clients / CLIENTS_PER_WORKER));
+    const startT = new Map<number, number>();
+    const closeT = new Map<number, { t: number; participants: number }>();
+    const errors: string[] = [];
+    let joined = 0;
+    let joinedAll: () => void = () => undefined;
+    const allJoined = new Promise<void>((r) => (joinedAll = r));
+    let roundsDone: () => void = () => undefined;
+    const allRounds = new Promise<void>((r) => (roundsDone = r));
+    for (let w = 0; w < nWorkers; w++) {
+      const first = Math.floor((w * clients) / nWorkers);
+      const count = Math.floor(((w + 1) * clients) / nWorkers) - first;
+      const p = spawn(
+        process.execPath,
+        ["--import", "tsx", path.join(HERE, "coordinator-worker.ts"), started.url, String(count), String(first)],
+        {
+          cwd: ROOT,
+          stdio: ["ignore", "ignore", "pipe", "ipc"],
+        },
+      );
+      p.stderr?.resume();
+      workers.push(p);
+      p.on("message", (raw) => {
+        const m = raw as WorkerMessage;
+        if (m.type === "joined") {
+          joined += m.count;
+          level.joinMs = Math.max(level.joinMs ?? 0, m.ms);
+          if (joined === clients) joinedAll();
+        } else if (m.type === "started") {
+          startT.set(m.round, Math.min(startT.get(m.round) ?? Infinity, m.t));
+        } else if (m.type === "closed") {
+          const prev = closeT.get(m.round);
+          if (!prev || m.t < prev.t) closeT.set(m.round, { t: m.t, participants: m.participants });
+          if (closeT.size >= rounds) roundsDone();
+        } else if (errors.length < 5) {
+          errors.push(m.message);
+        }
+      });
+    }
+    const deadline = (): Promise<"timeout"> => new Promise((r) => setTimeout(() => r("timeout"), limitMs).unref());
+    const stopPoll = setInterval(() => {
+      void procMem(pid).then((m) => {
+        if (m.hwmBytes !== null) level.peakRssBytes = Math.max(level.peakRssBytes ?? 0, m.hwmBytes);
+      });
+    }, 250);
+    try {
+      if ((await Promise.race([allJoined, deadline()])) === "timeout")
+        throw new Error(`only ${joined} of ${clients} clients joined in ${limitMs / 1000} s (${errors.join("; ")})`);
+      level.rssJoinedBytes = (await procMem(pid)).rssBytes;
+      ctx.progress(`coordinator: ${clients} clients joined in ${Math.round(level.joinMs ?? 0)} ms; running ${rounds} rounds`);
+      if ((await Promise.race([allRounds, deadline()])) === "timeout")
+        throw new Error(`${closeT.size} of ${rounds} rounds closed within ${limitMs / 1000} s (${errors.join("; ")})`);
+    } finally {
+      clearInterval(stopPoll);
+      const m = await procMem(pid);
+      if (m.hwmBytes !== null) level.peakRssBytes = Math.max(level.peakRssBytes ?? 0, m.hwmBytes);
+      for (const [round, c] of [...closeT.entries()].sort((a, b) => a[0] - b[0])) {
+        const s = startT.get(round);
+        if (s !== undefined) level.roundMsAll.push(sig(c.t - s));
+      }
+      level.rounds = closeT.size;
+    }
+    const full = [...closeT.values()].every((c) => c.participants === clients);
+    level.ok = full && errors.length === 0;
+    if (!full) level.error = `rounds closed with participants ${[...closeT.values()].map((c) => c.participants).join(",")} of ${clients}`;
+    else if (errors.length > 0) level.error = errors.join("; ");
+  } catch (e) {
+    level.error = (e as Error).message.slice(0, 500);
+  } finally {
+    for (const w of workers) if (w.connected) w.send("stop");
+    await Promise.all(workers.map((w) => stopChild(w)));
+    if (coord) await stopChild(coord);
+    await rm(dataDir, { recursive: true, force: true });
+  }
+  level.roundMs = level.roundMsAll.length > 0 ? sig(median(level.roundMsAll)) : null;
+  if (level.peakRssBytes !== null && level.rssIdleBytes !== null)
+    level.rssBytesPerClient = sig((level.peakRssBytes - level.rssIdleBytes) / clients);
+  return level;
+}
+
+export async function benchCoordinator(ctx: BenchContext): Promise<CoordinatorResult> {
+  const counts = ctx.quick ? [200, 1000] : [200, 1000, 2000];
+  const rounds = ctx.quick ? 2 : 3;
+  // Separately for joining and for the rounds.
+  const limitMs = ctx.quick ? 45_000 : 150_000;
+  const levels: CoordinatorLevel[] = [];
+  for (const n of counts) {
+    ctx.progress(`coordinator: ${n} clients, ${rounds} rounds (limit ${limitMs / 1000} s)`);
+    const level = await runLevel(ctx, n, 8, rounds, limitMs);
+    levels.push(level);
+    if (!level.ok) {
+      ctx.progress(`coordinator: ${n} clients failed: ${level.error ?? "?"}`);
+      break;
+    }
+  }
+  let rssBytesPerExpert: number | null = null;
+  if (!ctx.quick) {
+    const base = levels.find((l) => l.clients === 200 && l.ok);
+    ctx.progress("coordinator: 200 clients with 64 experts (memory per expert)");
+    const wide = await runLevel(ctx, 200, 64, rounds, limitMs);
+    levels.push(wide);
+    if (base?.peakRssBytes && wide.ok && wide.peakRssBytes) rssBytesPerExpert = sig((wide.peakRssBytes - base.peakRssBytes) / (64 - 8));
+  }
+  const ok8 = levels.filter((l) => l.ok && l.experts === 8);
+  const best = ok8[ok8.length - 1];
+  const pts = ok8.filter((l) => l.roundMs !== null).map((l) => ({ x: l.clients, y: l.roundMs as number }));
+  const mem = ok8.filter((l) => l.peakRssBytes !== null).map((l) => ({ x: l.clients, y: l.peakRssBytes as number }));
+  const s = slope(pts);
+  const sm = slope(mem);
+  return {
+    preset: "cnn",
+    levels,
+    clients: best?.clients ?? 0,
+    roundMs: best?.roundMs ?? null,
+    rssBytesPerClient: best?.rssBytesPerClient ?? null,
+    addedRoundMsPer1000: Number.isFinite(s) ? sig(s * 1000) : null,
+    rssSlopeBytesPerClient: Number.isFinite(sm) ? sig(sm) : null,
+    rssBytesPerExpert,
+  };
+}

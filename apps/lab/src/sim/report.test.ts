@@ -1,0 +1,105 @@
+import { describe, expect, it } from "vitest";
+import { mainSetting, mustShowChecks, renderReport } from "./report.ts";
+import type { ResultRow, SimStrategy } from "./types.ts";
+
+function row(strategy: SimStrategy, partition: string, seed: number, acc: number, cv: number, extra: Partial<ResultRow> = {}): ResultRow {
+  const rounds = 3;
+  return {
+    dataset: "mnist",
+    partition,
+    strategy,
+    seed,
+    capacity: "2",
+    fitness: "acc",
+    clients: 2,
+    experts: 2,
+    rounds,
+    localEpochs: 1,
+    finalAccuracy: acc,
+    finalLoss: 1 - acc,
+    finalGlobalAccuracy: acc - 0.1,
+    accuracy: [0.1, acc / 2, acc],
+    loss: [2, 1, 0.5],
+    trainLoss: [2, 1, 0.5],
+    cvHolders: cv,
+    cvPerRound: [cv, cv, cv],
+    cvSamples: cv / 2,
+    cvRoutedCumulativePerRound: [cv, cv / 2, cv / 2],
+    cvRoutedPerRound: [cv, cv, cv],
+    maxVioHolders: cv,
+    maxVioSamples: cv,
+    starvedHolders: 0,
+    starvedSamples: 0,
+    loadPerRound: [
+      [1, 1],
+      [1, 1],
+      [1, 1],
+    ],
+    routedPerRound: [
+      [10, 5],
+      [10, 5],
+      [10, 5],
+    ],
+    cumulativeRouted: [30, 15],
+    lastAssignment: [
+      [1, 0],
+      [0, 1],
+    ],
+    capacities: [1, 1],
+    bytesDownPerClient: 1e6,
+    bytesUpPerClient: 1e6,
+    bytesPerClient: 2e6,
+    activeParams: 1000,
+    seconds: 1,
+    ...extra,
+  };
+}
+
+const rows: ResultRow[] = [];
+for (const partition of ["iid", "classes:4"])
+  for (const seed of [0, 1]) {
+    rows.push(row("flex", partition, seed, 0.9 + seed * 0.01, 0));
+    rows.push(row("greedy", partition, seed, 0.895, 0.4));
+    rows.push(row("random", partition, seed, 0.7, 0.2));
+    rows.push(row("dense", partition, seed, 0.85, 0));
+  }
+
+describe("report", () => {
+  it("evaluates the must-show comparisons on non-IID partitions only", () => {
+    const checks = mustShowChecks(rows);
+    expect(checks.map((c) => c.partition)).toEqual(["classes:4", "classes:4", "classes:4"]);
+    expect(checks.every((c) => c.pass)).toBe(true);
+    const bad = mustShowChecks([
+      row("flex", "dirichlet:0.8", 0, 0.8, 0.5),
+      row("greedy", "dirichlet:0.8", 0, 0.9, 0.3),
+      row("random", "dirichlet:0.8", 0, 0.85, 0.2),
+    ]);
+    expect(bad.map((c) => c.pass)).toEqual([false, false, false]);
+  });
+
+  it("renders tables with mean +- std, checks, sweeps and SVG plots", () => {
+    const extra = [row("flex", "classes:4", 0, 0.88, 0, { capacity: "1,2,4" }), row("flex", "classes:4", 0, 0.86, 0, { fitness: "loss" })];
+    const { markdown, files } = renderReport([...rows, ...extra], {
+      commands: ["npx flexmoe experiment --quick"],
+      setup: [["rounds", "3"]],
+    });
+    expect(mainSetting([...rows, ...extra])).toEqual({ capacity: "2", fitness: "acc" });
+    expect(markdown).toContain("npx flexmoe experiment --quick");
+    expect(markdown).toContain("| classes:4 | flex | 90.50 ± 0.71 |");
+    expect(markdown).toContain("Must-show comparisons");
+    expect(markdown).toContain("## Capacity sweep");
+    expect(markdown).toContain("| 1,2,4 |");
+    expect(markdown).toContain("## Fitness variants");
+    expect(markdown).not.toContain("**NO**");
+    for (const kind of ["accuracy", "cv", "expert-load", "assignment"]) {
+      const svg = files.get(`plots/mnist-classes-4-${kind}.svg`);
+      expect(svg, kind).toBeDefined();
+      expect(svg).toMatch(/^<svg[\s\S]*<\/svg>$/);
+      expect(markdown).toContain(`plots/mnist-classes-4-${kind}.svg`);
+    }
+  });
+
+  it("handles an empty result set", () => {
+    expect(renderReport([]).markdown).toContain("No results yet.");
+  });
+});

@@ -1,0 +1,362 @@
+/**
+ * Turns experiment rows (possibly merged from several invocations) into report.md and SVG plots.
+ * Pure: returns the texts; the command writes them.
+ */
+import { heatmaps, lineChart, type Series } from "./svg.ts";
+import { SIM_STRATEGIES, type ResultRow } from "./types.ts";
+
+export interface ReportMeta {
+  title?: string;
+  /** Markdown placed right under the title. */
+  note?: string;
+  /** Command lines that produced the rows. */
+  commands?: readonly string[];
+  /** Extra "name: value" lines for the setup section (defaults, machine, wall time). */
+  setup?: readonly [string, string][];
+  generatedAt?: string;
+}
+
+export interface Report {
+  markdown: string;
+  /** Relative path (e.g. "plots/x.svg") -> SVG text. */
+  files: Map<string, string>;
+}
+
+export interface Check {
+  dataset: string;
+  partition: string;
+  name: string;
+  pass: boolean;
+  detail: string;
+}
+
+export const mean = (xs: readonly number[]): number => (xs.length === 0 ? NaN : xs.reduce((a, b) => a + b, 0) / xs.length);
+/** Sample standard deviation (n - 1); 0 for a single value. */
+export const std = (xs: readonly number[]): number => {
+  if (xs.length < 2) return 0;
+  const m = mean(xs);
+  return Math.sqrt(xs.reduce((s, x) => s + (x - m) ** 2, 0) / (xs.length - 1));
+};
+
+const uniq = <T>(xs: readonly T[]): T[] => [...new Set(xs)];
+const pct = (x: number): string => (Number.isFinite(x) ? (100 * x).toFixed(2) : "n/a");
+const num = (x: number, d = 3): string => (Number.isFinite(x) ? x.toFixed(d) : "n/a");
+const slug = (s: string): string =>
+  s
+    .replace(/[^a-z0-9]+/gi, "-")
+    .replace(/^-|-$/g, "")
+    .toLowerCase();
+
+function pm(xs: readonly number[], fmt: (x: number) => string): string {
+  if (xs.length === 0) return "—";
+  return xs.length === 1 ? fmt(xs[0] as number) : `${fmt(mean(xs))} ± ${fmt(std(xs))}`;
+}
+
+/** Mean per index over arrays of possibly different lengths. */
+function meanCurve(curves: readonly (readonly number[])[]): { values: number[]; spread: number[] } {
+  const n = Math.max(0, ...curves.map((c) => c.length));
+  const values: number[] = [];
+  const spread: number[] = [];
+  for (let i = 0; i < n; i++) {
+    const xs = curves.map((c) => c[i]).filter((v): v is number => v !== undefined && Number.isFinite(v));
+    values.push(mean(xs));
+    spread.push(std(xs));
+  }
+  return { values, spread };
+}
+
+const strategyOrder = (s: string): number => {
+  const i = (SIM_STRATEGIES as readonly string[]).indexOf(s);
+  return i < 0 ? 99 : i;
+};
+const partitionOrder = (p: string): number => (p === "iid" ? 0 : p.startsWith("dirichlet") ? 1 : 2);
+const byStrategy = (a: string, b: string): number => strategyOrder(a) - strategyOrder(b) || (a < b ? -1 : 1);
+const byPartition = (a: string, b: string): number => partitionOrder(a) - partitionOrder(b) || (a < b ? -1 : 1);
+const capOrder = (a: string, b: string): number => a.length - b.length || (a < b ? -1 : 1);
+
+/** The (capacity, fitness) setting with the most rows; "2"/"acc" wins ties. */
+export function mainSetting(rows: readonly ResultRow[]): { capacity: string; fitness: string } {
+  const counts = new Map<string, number>();
+  for (const r of rows) counts.set(`${r.capacity}|${r.fitness}`, (counts.get(`${r.capacity}|${r.fitness}`) ?? 0) + 1);
+  let best = "2|acc";
+  let bestN = -1;
+  for (const [k, n] of counts) if (n > bestN || (n === bestN && k === "2|acc")) [best, bestN] = [k, n];
+  const [capacity = "2", fitness = "acc"] = best.split("|");
+  return { capacity, fitness };
+}
+
+/** The must-show comparisons on the non-IID partitions of the given rows (one setting). */
+export function mustShowChecks(rows: readonly ResultRow[]): Check[] {
+  const out: Check[] = [];
+  for (const dataset of uniq(rows.map((r) => r.dataset)).sort()) {
+    for (const partition of uniq(rows.filter((r) => r.dataset === dataset).map((r) => r.partition)).sort(byPartition)) {
+      if (partition === "iid") continue;
+      const of = (s: string): ResultRow[] => rows.filter((r) => r.dataset === dataset && r.partition === partition && r.strategy === s);
+      const flex = of("flex");
+      const greedy = of("greedy");
+      const random = of("random");
+      if (flex.length === 0) continue;
+      const fa = mean(flex.map((r) => r.finalAccuracy));
+      if (greedy.length > 0) {
+        const fc = mean(flex.map((r) => r.cvHolders));
+        const gc = mean(greedy.map((r) => r.cvHolders));
+        const fs = mean(flex.map((r) => r.cvSamples));
+        const gs = mean(greedy.map((r) => r.cvSamples));
+        out.push({
+          dataset,
+          partition,
+          name: "flex CV < greedy CV (holders per round)",
+          pass: fc < gc,
+          detail: `holders CV flex ${num(fc)} vs greedy ${num(gc)}; cumulative samples CV flex ${num(fs)} vs greedy ${num(gs)}`,
+        });
+        const ga = mean(greedy.map((r) => r.finalAccuracy));
+        out.push({
+          dataset,
+          partition,
+          name: "flex accuracy >= greedy - 1 point",
+          pass: fa >= ga - 0.01,
+          detail: `flex ${pct(fa)}% vs greedy ${pct(ga)}% (diff ${(100 * (fa - ga)).toFixed(2)} pt)`,
+        });
+      }
+      if (random.length > 0) {
+        const ra = mean(random.map((r) => r.finalAccuracy));
+        out.push({
+          dataset,
+          partition,
+          name: "random accuracy < flex",
+          pass: ra < fa,
+          detail: `random ${pct(ra)}% vs flex ${pct(fa)}% (diff ${(100 * (ra - fa)).toFixed(2)} pt)`,
+        });
+      }
+    }
+  }
+  return out;
+}
+
+function mainTable(rows: readonly ResultRow[], dataset: string): string[] {
+  const lines = [
+    "| partition | strategy | final acc % | global-test acc % | acc % before last training | CV holders | CV samples (cum.) | MaxVio samples | starved (holders/round, samples) | MB per client | seeds |",
+    "|---|---|---|---|---|---|---|---|---|---|---|",
+  ];
+  const ds = rows.filter((r) => r.dataset === dataset);
+  for (const partition of uniq(ds.map((r) => r.partition)).sort(byPartition)) {
+    for (const strategy of uniq(ds.filter((r) => r.partition === partition).map((r) => r.strategy)).sort(byStrategy)) {
+      const g = ds.filter((r) => r.partition === partition && r.strategy === strategy);
+      const col = (f: (r: ResultRow) => number, fmt: (x: number) => string): string => pm(g.map(f), fmt);
+      lines.push(
+        `| ${partition} | ${strategy} | ${col((r) => r.finalAccuracy, pct)} | ${col((r) => r.finalGlobalAccuracy, pct)} | ${col(
+          (r) => r.accuracy[r.accuracy.length - 1] ?? NaN,
+          pct,
+        )} | ${col((r) => r.cvHolders, num)} | ${col((r) => r.cvSamples, num)} | ${col((r) => r.maxVioSamples, num)} | ${num(
+          mean(g.map((r) => r.starvedHolders)),
+          2,
+        )}, ${num(mean(g.map((r) => r.starvedSamples)), 2)} | ${num(mean(g.map((r) => r.bytesPerClient)) / 1e6, 2)} | ${g.length} |`,
+      );
+    }
+  }
+  return lines;
+}
+
+function plotsFor(rows: readonly ResultRow[], dataset: string, partition: string, files: Map<string, string>): string[] {
+  const g = rows.filter((r) => r.dataset === dataset && r.partition === partition);
+  if (g.length === 0) return [];
+  const strategies = uniq(g.map((r) => r.strategy)).sort(byStrategy);
+  const base = `plots/${slug(dataset)}-${slug(partition)}`;
+  const md: string[] = [];
+  // A round with nothing measured (null) is a gap in the curve, not a zero.
+  const curves = (f: (r: ResultRow) => readonly (number | null)[], scale = 1): Series[] =>
+    strategies.map((s) => {
+      const c = meanCurve(g.filter((r) => r.strategy === s).map((r) => f(r).map((v) => (v === null ? NaN : v * scale))));
+      return { name: s, values: c.values, spread: c.spread };
+    });
+
+  files.set(
+    `${base}-accuracy.svg`,
+    lineChart({
+      title: `${dataset}, ${partition}: personalized accuracy (before local training), mean ± std over seeds`,
+      xLabel: "round",
+      yLabel: "accuracy %",
+      panels: [{ title: "", series: curves((r) => r.accuracy, 100) }],
+      panelWidth: 640,
+    }),
+  );
+  md.push(`![accuracy vs round](${base}-accuracy.svg)`);
+
+  files.set(
+    `${base}-cv.svg`,
+    lineChart({
+      title: `${dataset}, ${partition}: expert-load CV`,
+      xLabel: "round",
+      yLabel: "CV",
+      panels: [
+        { title: "holders per expert, per round", series: curves((r) => r.cvPerRound) },
+        { title: "routed samples, cumulative", series: curves((r) => r.cvRoutedCumulativePerRound) },
+      ],
+      yMin: 0,
+    }),
+  );
+  md.push(`![CV vs round](${base}-cv.svg)`);
+
+  const pick = (s: string): ResultRow | undefined => g.filter((r) => r.strategy === s).sort((a, b) => a.seed - b.seed)[0];
+  const fl = pick("flex");
+  const gr = pick("greedy");
+  if (fl && gr) {
+    const loadPanel = (r: ResultRow) => {
+      const E = r.cumulativeRouted.length;
+      const series: Series[] = [];
+      for (let e = 0; e < E; e++) {
+        let acc = 0;
+        series.push({ name: `expert ${e}`, values: r.routedPerRound.map((l) => (acc += l[e] ?? 0)) });
+      }
+      return { title: `${r.strategy} (seed ${r.seed})`, series };
+    };
+    files.set(
+      `${base}-expert-load.svg`,
+      lineChart({
+        title: `${dataset}, ${partition}: cumulative samples routed per expert`,
+        xLabel: "round",
+        yLabel: "samples",
+        panels: [loadPanel(fl), loadPanel(gr)],
+        yMin: 0,
+      }),
+    );
+    md.push(`![per-expert cumulative load, flex vs greedy](${base}-expert-load.svg)`);
+  }
+
+  const heat = strategies
+    .filter((s) => s !== "dense")
+    .map((s) => pick(s))
+    .filter((r): r is ResultRow => r !== undefined)
+    .map((r) => ({ title: `${r.strategy} (seed ${r.seed})`, matrix: r.lastAssignment }));
+  if (heat.length > 0) {
+    files.set(
+      `${base}-assignment.svg`,
+      heatmaps({
+        title: `${dataset}, ${partition}: client x expert assignment, last round`,
+        rowLabel: "client",
+        colLabel: "expert",
+        panels: heat,
+      }),
+    );
+    md.push(`![assignment heat map, last round](${base}-assignment.svg)`);
+  }
+  return md;
+}
+
+function sweepTable(
+  rows: readonly ResultRow[],
+  key: (r: ResultRow) => string,
+  keyName: string,
+  order: (a: string, b: string) => number,
+): string[] {
+  const out: string[] = [];
+  for (const dataset of uniq(rows.map((r) => r.dataset)).sort()) {
+    for (const partition of uniq(rows.filter((r) => r.dataset === dataset).map((r) => r.partition)).sort(byPartition)) {
+      const g = rows.filter((r) => r.dataset === dataset && r.partition === partition);
+      const strategies = uniq(g.map((r) => r.strategy)).sort(byStrategy);
+      out.push(`**${dataset}, ${partition}** — final accuracy % / CV holders / CV samples (seeds)`, "");
+      out.push(`| ${keyName} | ${strategies.join(" | ")} |`, `|---|${strategies.map(() => "---").join("|")}|`);
+      for (const k of uniq(g.map(key)).sort(order)) {
+        const cells = strategies.map((s) => {
+          const h = g.filter((r) => key(r) === k && r.strategy === s);
+          if (h.length === 0) return "—";
+          return `${pm(
+            h.map((r) => r.finalAccuracy),
+            pct,
+          )} / ${num(mean(h.map((r) => r.cvHolders)))} / ${num(mean(h.map((r) => r.cvSamples)))} (${h.length})`;
+        });
+        out.push(`| ${k} | ${cells.join(" | ")} |`);
+      }
+      out.push("");
+    }
+  }
+  return out;
+}
+
+export function renderReport(rows: readonly ResultRow[], meta: ReportMeta = {}): Report {
+  const files = new Map<string, string>();
+  const md: string[] = [`# ${meta.title ?? "FLEX-MoE Web: reproduction of the paper's comparisons"}`, ""];
+  if (meta.note) md.push(meta.note.trim(), "");
+  if (meta.generatedAt) md.push(`Generated ${meta.generatedAt} from ${rows.length} runs.`, "");
+  if (meta.commands && meta.commands.length > 0) {
+    md.push("Produced by:", "", "```sh", ...meta.commands, "```", "");
+  }
+  if (meta.setup && meta.setup.length > 0) {
+    md.push("## Setup", "", "| setting | value |", "|---|---|", ...meta.setup.map(([k, v]) => `| ${k} | ${v} |`), "");
+  }
+  if (rows.length === 0) {
+    md.push("No results yet.");
+    return { markdown: md.join("\n") + "\n", files };
+  }
+  const main = mainSetting(rows);
+  const mainRows = rows.filter((r) => r.capacity === main.capacity && r.fitness === main.fitness);
+
+  md.push(
+    `## Main comparison (capacity k = ${main.capacity}, fitness ${main.fitness})`,
+    "",
+    "Accuracy is the personalized accuracy (each client's held-out split, sample-weighted over clients) after the last round, " +
+      "mean ± sample std over seeds. *Global-test acc* is the mean over clients of each personalized model on a common test set. " +
+      "*CV holders* is the mean over rounds of the CV of holders per expert; *CV samples* is the CV of the cumulative routed samples per expert " +
+      "at the end. *Starved* counts experts with no holder (mean per round) and with no routed sample over the whole run. " +
+      "MB per client: model bytes received + uploaded over the run (float32 wire frames).",
+    "",
+  );
+  for (const dataset of uniq(mainRows.map((r) => r.dataset)).sort()) md.push(`### ${dataset}`, "", ...mainTable(mainRows, dataset), "");
+
+  const checks = mustShowChecks(mainRows);
+  if (checks.length > 0) {
+    md.push(
+      "## Must-show comparisons (non-IID partitions, means over seeds)",
+      "",
+      "| dataset | partition | check | holds? | numbers |",
+      "|---|---|---|---|---|",
+      ...checks.map((c) => `| ${c.dataset} | ${c.partition} | ${c.name} | ${c.pass ? "yes" : "**NO**"} | ${c.detail} |`),
+      "",
+    );
+  }
+
+  const caps = uniq(rows.map((r) => r.capacity));
+  if (caps.length > 1) {
+    md.push(
+      `## Capacity sweep (fitness ${main.fitness})`,
+      "",
+      "Capacity `1,2,4` is a heterogeneous mix dealt cyclically over the clients.",
+      "",
+    );
+    md.push(
+      ...sweepTable(
+        rows.filter((r) => r.fitness === main.fitness),
+        (r) => r.capacity,
+        "k",
+        capOrder,
+      ),
+    );
+  }
+  const fits = uniq(rows.map((r) => r.fitness));
+  if (fits.length > 1) {
+    md.push(
+      `## Fitness variants (capacity k = ${main.capacity})`,
+      "",
+      "acc: s = accuracy on the routed samples; loss: s = exp(-alpha_L * loss).",
+      "",
+    );
+    md.push(
+      ...sweepTable(
+        rows.filter((r) => r.capacity === main.capacity),
+        (r) => r.fitness,
+        "fitness",
+        (a, b) => (a < b ? -1 : 1),
+      ),
+    );
+  }
+
+  md.push("## Plots (main setting)", "");
+  for (const dataset of uniq(mainRows.map((r) => r.dataset)).sort()) {
+    for (const partition of uniq(mainRows.filter((r) => r.dataset === dataset).map((r) => r.partition)).sort(byPartition)) {
+      md.push(`### ${dataset}, ${partition}`, "", ...plotsFor(mainRows, dataset, partition, files), "");
+    }
+  }
+  const secs = rows.reduce((s, r) => s + r.seconds, 0);
+  md.push(`Total simulated run time: ${(secs / 60).toFixed(1)} min over ${rows.length} runs (sum over runs, not wall time).`, "");
+  return { markdown: md.join("\n"), files };
+}

@@ -1,0 +1,286 @@
+/**
+ * The FLEX-MoE round, once: pure functions over the federation's state, with no timers, sockets,
+ * clocks or I/O. The live coordinator and the simulator are drivers around them (Flower's lesson:
+ * the same server logic in simulation and deployment), so what the experiments measure is what runs.
+ *
+ *   planRound:  Q rows of the participants + capacities + deficit  -> assignment (the strategy)
+ *   applyRound: the participants' updates -> aggregated backbone and experts, Q (EMA), deficit,
+ *               cumulative routed load, and one round record
+ */
+import { aggregateRound, type AggregateOptions } from "../aggregation/aggregate.ts";
+import type { RuleRegistry } from "../aggregation/registry.ts";
+import { updateDeficit } from "../assignment/bounds.ts";
+import { builtinStrategies } from "../assignment/registry.ts";
+import type { StrategyRegistry } from "../assignment/strategy.ts";
+import type { Bounds } from "../assignment/types.ts";
+import { FitnessMatrix, type FitnessKind } from "../fitness.ts";
+import { CumulativeLoad, holdersLoad, loadStats, routedLoad } from "../metrics.ts";
+import type { DashboardRound } from "../protocol/events.ts";
+import { streamRng, type Rng } from "../rng.ts";
+import type { ExpertFeedback, NamedTensor } from "../types.ts";
+import type { ExpertTensors } from "./layout.ts";
+
+/** The knobs of the round itself (the drivers add their own: timeouts, quorum, training). */
+export interface EngineConfig {
+  /** A name in the strategy registry. */
+  readonly strategy: string;
+  readonly fitness: FitnessKind;
+  /** EMA rate of Q in (0, 1]. */
+  readonly beta: number;
+  /** Load-bound slack delta >= 0. */
+  readonly slack: number;
+  readonly aggregation: {
+    /** A name in the rule registry. */
+    readonly rule: string;
+    /** Trimmed mean's cut per end. */
+    readonly trim: number;
+    /** 0 = no clipping. */
+    readonly clipNorm: number;
+  };
+}
+
+/** Where names are looked up; tests and extensions may pass their own. */
+export interface EngineRegistries {
+  strategies?: StrategyRegistry;
+  rules?: RuleRegistry;
+}
+
+/** Everything the round engine reads and writes. Never mutated: applyRound returns a new one. */
+export interface EngineState {
+  /** Completed (applied) rounds. */
+  readonly round: number;
+  readonly backbone: readonly NamedTensor[];
+  readonly experts: readonly (readonly NamedTensor[])[];
+  readonly fitness: FitnessMatrix;
+  readonly deficit: readonly number[];
+  /** Samples routed per expert, summed over the applied rounds. */
+  readonly cumulativeRouted: readonly number[];
+}
+
+/** A fresh run's state from the initial weights (seeded by the caller: the model package's init). */
+export function initialState(weights: { backbone: NamedTensor[]; experts: NamedTensor[][] }, q0: number): EngineState {
+  const E = weights.experts.length;
+  return {
+    round: 0,
+    backbone: weights.backbone,
+    experts: weights.experts,
+    fitness: new FitnessMatrix(E, q0),
+    deficit: new Array<number>(E).fill(0),
+    cumulativeRouted: new Array<number>(E).fill(0),
+  };
+}
+
+export interface Participant {
+  id: string;
+  /** k_c, already bounded by the driver. */
+  capacity: number;
+}
+
+/** The decision of one round: who holds which experts. Plain data (JSON-safe). */
+export interface RoundPlan {
+  round: number;
+  strategy: string;
+  /** Participant ids in canonical order ({@link compareClientIds}). */
+  participants: string[];
+  /** k_c per participant, as solved (E for a holds-all strategy). */
+  capacities: number[];
+  /** Experts per participant, ascending. */
+  experts: number[][];
+  /** Holders per expert. */
+  load: number[];
+  bounds: Bounds | null;
+  objective: number;
+  deficitBefore: number[];
+}
+
+/** One participant's answer, after the driver checked it ({@link admitUpdate} does that for frames). */
+export interface ClientUpdate {
+  clientId: string;
+  /** |D_c|: the backbone's weight. */
+  numSamples: number;
+  backbone: NamedTensor[];
+  /** New weights per held expert, in the plan's order, with the expert's weight (usage). */
+  experts: (ExpertTensors & { usage: number })[];
+  feedback: ExpertFeedback[];
+  /** Personalized model on the held-out split, before local training. */
+  evalAccuracy: number;
+  evalLoss: number;
+  evalSamples: number;
+  trainLoss: number;
+}
+
+/** One applied round, in the one metric vocabulary both drivers report. */
+export interface RoundResult extends DashboardRound {
+  /** Experts per participant (all of the plan's participants, answered or not). */
+  assigned: Record<string, number[]>;
+  capacities: Record<string, number>;
+  bounds: Bounds | null;
+  deficitBefore: number[];
+  /** Sum of Q over the assigned pairs, as solved. */
+  objective: number;
+  /** Mean local training loss over the updates. */
+  trainLoss: number | null;
+  /** CV of the cumulative routed samples after this round (level-2 load, cumulative). */
+  cvRoutedCumulative: number;
+  /** max/mean - 1 of the holders (MaxVio). */
+  maxVio: number;
+  /** Experts without a holder. */
+  starved: number;
+  feedback: Record<string, ExpertFeedback[]>;
+}
+
+/** c2 before c10: ids are a prefix and a counter; otherwise plain string order. */
+export function compareClientIds(a: string, b: string): number {
+  return a.length - b.length || (a < b ? -1 : a > b ? 1 : 0);
+}
+
+/** The stream a strategy draws from in round `round` (stateless, so a restart draws the same). */
+export function assignRng(seed: number, round: number): Rng {
+  return streamRng(seed, `assign:${round}`);
+}
+
+/**
+ * Solves round state.round + 1 for the participants with the configured strategy, on their Q rows,
+ * capacities, the load bounds and the historical deficit.
+ * @throws AssignmentError (INVALID_INPUT, INFEASIBLE), also for an unknown strategy.
+ */
+export function planRound(
+  state: EngineState,
+  participants: readonly Participant[],
+  config: EngineConfig,
+  rng: Rng,
+  registries: EngineRegistries = {},
+): RoundPlan {
+  const strategy = (registries.strategies ?? builtinStrategies).get(config.strategy);
+  const E = state.experts.length;
+  const sorted = [...participants].sort((a, b) => compareClientIds(a.id, b.id));
+  const ids = sorted.map((p) => p.id);
+  const capacities = sorted.map((p) => (strategy.holdsAll ? E : p.capacity));
+  const round = state.round + 1;
+  const a = strategy.solve(
+    {
+      clients: ids.length,
+      experts: E,
+      fitness: state.fitness.toDense(ids),
+      capacity: capacities,
+      slack: config.slack,
+      deficit: state.deficit,
+    },
+    { rng, round },
+  );
+  return {
+    round,
+    strategy: strategy.name,
+    participants: ids,
+    capacities,
+    experts: a.experts.map((l) => [...l]),
+    load: [...a.load],
+    bounds: a.bounds ? { lower: [...a.bounds.lower], upper: [...a.bounds.upper] } : null,
+    objective: a.objective,
+    deficitBefore: [...state.deficit],
+  };
+}
+
+const heldIndex = new WeakMap<RoundPlan, Map<string, number>>();
+
+/** The experts a participant holds in the plan, or undefined for a non-participant. */
+export function heldBy(plan: RoundPlan, clientId: string): readonly number[] | undefined {
+  let idx = heldIndex.get(plan);
+  if (idx === undefined) {
+    idx = new Map(plan.participants.map((id, i) => [id, i]));
+    heldIndex.set(plan, idx);
+  }
+  const i = idx.get(clientId);
+  return i === undefined ? undefined : plan.experts[i];
+}
+
+export function aggregateOptionsOf(config: EngineConfig, rules?: RuleRegistry): AggregateOptions {
+  const a = config.aggregation;
+  return { rule: a.rule, trim: a.trim, ...(a.clipNorm > 0 && { clipNorm: a.clipNorm }), ...(rules && { rules }) };
+}
+
+/**
+ * Applies a round: aggregation (backbone by samples over all updates, each expert by usage over its
+ * holders; unheld experts keep their weights), Q's EMA for the assigned pairs, the deficit with the
+ * plan's holder loads, the cumulative routed load, and the record. Updates are taken in the plan's
+ * participant order whatever order they arrived in, so the result does not depend on the network.
+ * @throws RangeError on an update from a non-participant, a duplicate, or experts that differ from the plan's.
+ */
+export function applyRound(
+  state: EngineState,
+  plan: RoundPlan,
+  updates: readonly ClientUpdate[],
+  config: EngineConfig,
+  registries: EngineRegistries = {},
+): { state: EngineState; record: RoundResult } {
+  const E = state.experts.length;
+  const order = new Map(plan.participants.map((id, i) => [id, i]));
+  const seen = new Set<string>();
+  for (const u of updates) {
+    const i = order.get(u.clientId);
+    if (i === undefined) throw new RangeError(`round ${plan.round}: update from ${u.clientId}, not a participant`);
+    if (seen.has(u.clientId)) throw new RangeError(`round ${plan.round}: two updates from ${u.clientId}`);
+    seen.add(u.clientId);
+    const held = plan.experts[i] as number[];
+    if (u.experts.length !== held.length || u.experts.some((x, k) => x.expert !== held[k]))
+      throw new RangeError(
+        `round ${plan.round}: ${u.clientId} sent experts [${u.experts.map((x) => x.expert).join(",")}], holds [${held.join(",")}]`,
+      );
+  }
+  const sorted = [...updates].sort((a, b) => (order.get(a.clientId) as number) - (order.get(b.clientId) as number));
+
+  const next = aggregateRound(
+    state.backbone,
+    state.experts,
+    sorted.map((u) => ({ backbone: u.backbone, numSamples: u.numSamples, experts: u.experts })),
+    aggregateOptionsOf(config, registries.rules),
+  );
+  const fitness = state.fitness.clone();
+  for (const u of sorted) {
+    fitness.update(u.clientId, heldBy(plan, u.clientId) ?? [], u.feedback, { beta: config.beta, fitness: config.fitness });
+  }
+  const totalSlots = plan.load.reduce((a, b) => a + b, 0);
+  const deficit = updateDeficit(state.deficit, plan.load, totalSlots);
+  const feedback = sorted.map((u) => u.feedback);
+  const routed = routedLoad(feedback, E);
+  const cumulative = CumulativeLoad.from(state.cumulativeRouted, state.round);
+  cumulative.add(routed);
+
+  const evalN = sorted.reduce((s, u) => s + u.evalSamples, 0);
+  const wmean = (f: (u: ClientUpdate) => number): number | null =>
+    evalN > 0 ? sorted.reduce((s, u) => s + f(u) * u.evalSamples, 0) / evalN : null;
+  const holders = holdersLoad(plan.experts, E);
+  const hs = loadStats(holders);
+  const record: RoundResult = {
+    round: plan.round,
+    strategy: plan.strategy,
+    participants: sorted.length,
+    accuracy: wmean((u) => u.evalAccuracy),
+    loss: wmean((u) => u.evalLoss),
+    trainLoss: sorted.length > 0 ? sorted.reduce((s, u) => s + u.trainLoss, 0) / sorted.length : null,
+    load: holders,
+    cv: hs.cv,
+    routed,
+    cvRouted: loadStats(routed).cv,
+    cvRoutedCumulative: cumulative.stats().cv,
+    maxVio: hs.mean === 0 ? 0 : hs.maxOverMean - 1,
+    starved: hs.starved,
+    assigned: Object.fromEntries(plan.participants.map((id, i) => [id, [...(plan.experts[i] as number[])]])),
+    capacities: Object.fromEntries(plan.participants.map((id, i) => [id, plan.capacities[i] as number])),
+    bounds: plan.bounds,
+    deficitBefore: [...plan.deficitBefore],
+    objective: plan.objective,
+    feedback: Object.fromEntries(sorted.map((u) => [u.clientId, u.feedback.map((f) => ({ ...f }))])),
+  };
+  return {
+    state: {
+      round: plan.round,
+      backbone: next.backbone,
+      experts: next.experts,
+      fitness,
+      deficit,
+      cumulativeRouted: cumulative.total(),
+    },
+    record,
+  };
+}

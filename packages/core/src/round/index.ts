@@ -1,0 +1,3 @@
+export * from "./engine.ts";
+export * from "./layout.ts";
+export * from "./admit.ts";

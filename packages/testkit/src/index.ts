@@ -1,0 +1,8 @@
+/** @flexmoe/testkit: test support imported by name (never by a relative path into another package). */
+export * from "./manual-clock.ts";
+export * from "./synthetic-client.ts";
+export * from "./fingerprint.ts";
+export * from "./net.ts";
+export * from "./page-server.ts";
+export * from "./app-fixture.ts";
+export * from "./federation-harness.ts";
