@@ -12,9 +12,9 @@ NICE=${NICE:-nice -n 10}
 #    (non-IID first, so a cut-short run still covers the must-show partitions).
 $NICE $FLEXMOE --partition dirichlet:0.8,classes:4,iid --out "$OUT/main"
 # 2. Capacity sweep (k = 2 comes from the main grid): MNIST, non-IID, 1 seed.
-$NICE $FLEXMOE --dataset mnist --partition dirichlet:0.8,classes:4 --strategies flex,greedy,random,roundrobin \
+$NICE $FLEXMOE --dataset mnist --partition dirichlet:0.8,classes:4 --strategy flex,greedy,random,roundrobin \
   --capacity 1 --capacity 4 --capacity 1,2,4 --seeds 1 --out "$OUT/capacity"
 # 3. Loss-driven fitness (acc comes from the main grid): MNIST, non-IID, flex and greedy, 3 seeds.
-$NICE $FLEXMOE --dataset mnist --partition dirichlet:0.8,classes:4 --strategies flex,greedy --fitness loss --out "$OUT/fitness"
+$NICE $FLEXMOE --dataset mnist --partition dirichlet:0.8,classes:4 --strategy flex,greedy --fitness loss --out "$OUT/fitness"
 # 4. One report over everything.
 $FLEXMOE --report-only --out docs/results --merge "$OUT/main,$OUT/capacity,$OUT/fitness"

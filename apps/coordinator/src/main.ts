@@ -4,11 +4,11 @@
  * into {@link ServeOptions} and calls {@link serve}.
  */
 import { randomBytes } from "node:crypto";
+import { createRequire } from "node:module";
 import { networkInterfaces } from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { pino } from "pino";
-import qrcode from "qrcode-terminal";
 import { createApp } from "./app.ts";
 import { systemClock } from "./clock.ts";
 import type { ResolvedConfig } from "./config.ts";
@@ -17,6 +17,11 @@ import { ShardStore } from "./data/shards.ts";
 import { openRun, persistenceHooks } from "./store/persist.ts";
 import { FileRunStore } from "./store/store.ts";
 import { loadOrCreateSelfSigned, loadProvidedCert, type TlsMaterial } from "./tls.ts";
+
+// qrcode-terminal ships no types; required through createRequire so no ambient declaration is needed anywhere.
+const qrcode = createRequire(import.meta.url)("qrcode-terminal") as {
+  generate(text: string, opts: { small?: boolean }, cb: (qr: string) => void): void;
+};
 
 export interface ServeOptions {
   config: ResolvedConfig;

@@ -6,3 +6,4 @@ export * from "./net.ts";
 export * from "./page-server.ts";
 export * from "./app-fixture.ts";
 export * from "./federation-harness.ts";
+export * from "./training-client.ts";

@@ -6,7 +6,8 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { cpus } from "node:os";
 import path from "node:path";
 import { parseArgs } from "node:util";
-import { parsePartition } from "@flexmoe/core";
+import { AGGREGATOR_NAMES } from "@flexmoe/core";
+import { intFlag, parseKnob, parseKnobList, UsageError, type KnobName, type KnobValue } from "../options.ts";
 import { FASHION_MNIST_DIR } from "../data/fashion-mnist.ts";
 import { loadSimData } from "../sim/data.ts";
 import { renderReport } from "../sim/report.ts";
@@ -47,12 +48,12 @@ const D = EXPERIMENT_DEFAULTS;
 const HELP = `usage: flexmoe experiment [options]
   --dataset <list>        mnist,fashion-mnist (default both; --quick: mnist)
   --partition <list>      iid,dirichlet:0.8,classes:4 (default all three; --quick: dirichlet:0.8,classes:4)
-  --strategies <list>     flex,greedy,random,roundrobin,full,dense (default all; --quick: the first four)
+  --strategy <list>       ${SIM_STRATEGIES.join(",")} (default all; --quick: flex,greedy,random,roundrobin)
   --clients <n>           clients, all taking part every round (default ${D.clients})
   --experts <n>           experts E (default ${D.experts})
   --capacity <k|mix>      k per client, or a mix like 1,2,4 dealt cyclically; repeat the flag for a sweep (default ${D.capacity})
   --rounds <n>            (default ${D.rounds})
-  --local-epochs <n>      (default ${D.localEpochs})
+  --epochs <n>            local epochs per round (default ${D.localEpochs})
   --batch-size <n>        (default ${D.batchSize})
   --lr <x>                Adam learning rate (default ${D.learningRate})
   --fitness <list>        acc | loss | acc,loss (default ${D.fitness})
@@ -64,6 +65,10 @@ const HELP = `usage: flexmoe experiment [options]
   --samples-per-client <n> samples per client before the held-out split (default ${D.samplesPerClient})
   --global-test <n>       size of the common test set (default ${D.globalTest})
   --test-fraction <x>     held-out share of each client's shard (default ${D.testFraction})
+  --preset <p>            dense | cnn: the model the clients train (default dense; cnn is what the page trains, slow in Node)
+  --aggregator <a>        ${AGGREGATOR_NAMES.join(" | ")} (default mean)
+  --trim <f>              trimmed mean's cut per end (default 0.2)
+  --clip <norm>           clip each client's delta to this L2 norm, 0 = off (default 0)
   --workers <n>           parallel worker processes (default: CPU cores, at most 2)
   --fashion-dir <dir>     Fashion-MNIST IDX folder (default $FLEXMOE_FASHION_DIR or ${FASHION_MNIST_DIR})
   --out <dir>             output folder (default .flexmoe/experiments/<time>)
@@ -86,19 +91,6 @@ function list(v: string | undefined, fallback: readonly string[]): string[] {
     .split(",")
     .map((s) => s.trim())
     .filter((s) => s.length > 0);
-}
-
-function intArg(name: string, v: string | undefined, fallback: number, min: number, max: number): number {
-  if (v === undefined) return fallback;
-  const n = Number(v);
-  if (!Number.isInteger(n) || n < min || n > max) throw new RangeError(`--${name} must be an integer in [${min}, ${max}], got ${v}`);
-  return n;
-}
-function numArg(name: string, v: string | undefined, fallback: number, min: number, max: number): number {
-  if (v === undefined) return fallback;
-  const n = Number(v);
-  if (!Number.isFinite(n) || n < min || n > max) throw new RangeError(`--${name} must be a number in [${min}, ${max}], got ${v}`);
-  return n;
 }
 
 const fmtTime = (s: number): string => {
@@ -143,12 +135,12 @@ export async function runExperiment(argv: string[]): Promise<number> {
       options: {
         dataset: { type: "string" },
         partition: { type: "string" },
-        strategies: { type: "string" },
+        strategy: { type: "string" },
         clients: { type: "string" },
         experts: { type: "string" },
         capacity: { type: "string", multiple: true },
         rounds: { type: "string" },
-        "local-epochs": { type: "string" },
+        epochs: { type: "string" },
         "batch-size": { type: "string" },
         lr: { type: "string" },
         fitness: { type: "string" },
@@ -160,6 +152,10 @@ export async function runExperiment(argv: string[]): Promise<number> {
         "samples-per-client": { type: "string" },
         "global-test": { type: "string" },
         "test-fraction": { type: "string" },
+        preset: { type: "string" },
+        aggregator: { type: "string" },
+        trim: { type: "string" },
+        clip: { type: "string" },
         workers: { type: "string" },
         "fashion-dir": { type: "string" },
         out: { type: "string" },
@@ -175,7 +171,7 @@ export async function runExperiment(argv: string[]): Promise<number> {
     }));
   } catch (e) {
     console.error(`flexmoe experiment: ${(e as Error).message}\n${HELP}`);
-    return 1;
+    return 2;
   }
   if (values.help) {
     console.log(HELP);
@@ -205,37 +201,49 @@ export async function runExperiment(argv: string[]): Promise<number> {
     }
 
     const quick = values.quick;
+    const knob = <K extends KnobName>(k: K, fallback: KnobValue<K>): KnobValue<K> => {
+      const raw = (values as Record<string, string | boolean | string[] | undefined>)[k];
+      return typeof raw === "string" ? parseKnob(k, raw) : fallback;
+    };
     const datasets = list(values.dataset, quick ? QUICK.datasets : D.datasets);
     for (const d of datasets)
-      if (!(DATASETS as readonly string[]).includes(d)) throw new RangeError(`--dataset: unknown dataset '${d}' (${DATASETS.join(", ")})`);
-    const partitions = list(values.partition, quick ? QUICK.partitions : D.partitions);
-    for (const p of partitions) parsePartition(p);
-    const strategies = list(values.strategies, quick ? QUICK.strategies : D.strategies);
+      if (!(DATASETS as readonly string[]).includes(d)) throw new UsageError(`--dataset: unknown dataset '${d}' (${DATASETS.join(", ")})`);
+    const partitions =
+      values.partition === undefined ? (quick ? QUICK.partitions : D.partitions) : parseKnobList("partition", values.partition);
+    const strategies = list(values.strategy, quick ? QUICK.strategies : D.strategies);
     for (const s of strategies)
       if (!(SIM_STRATEGIES as readonly string[]).includes(s))
-        throw new RangeError(`--strategies: unknown strategy '${s}' (${SIM_STRATEGIES.join(", ")})`);
-    const clients = intArg("clients", values.clients, D.clients, 1, 10_000);
-    const experts = intArg("experts", values.experts, D.experts, 1, 64);
+        throw new UsageError(`--strategy: unknown strategy '${s}' (${SIM_STRATEGIES.join(", ")})`);
+    const clients = intFlag("clients", values.clients, D.clients, 1, 10_000);
+    const experts = knob("experts", D.experts);
     const capacities = values.capacity ?? [D.capacity];
-    for (const c of capacities) parseCapacity(c, clients, experts);
-    const fitnesses = list(values.fitness, [D.fitness]);
-    for (const f of fitnesses) if (f !== "acc" && f !== "loss") throw new RangeError(`--fitness must be acc or loss, got ${f}`);
-    const seeds = intArg("seeds", values.seeds, quick ? QUICK.seeds : D.seeds, 1, 1000);
-    const samplesPerClient = intArg("samples-per-client", values["samples-per-client"], D.samplesPerClient, 2, 1_000_000);
-    const globalTest = intArg("global-test", values["global-test"], D.globalTest, 0, 100_000);
-    const workers = intArg("workers", values.workers, Math.max(1, Math.min(2, cpus().length)), 1, 64);
+    for (const c of capacities) {
+      try {
+        parseCapacity(c, clients, experts);
+      } catch (e) {
+        throw new UsageError(`--capacity: ${(e as Error).message}`);
+      }
+    }
+    const fitnesses = values.fitness === undefined ? [D.fitness] : parseKnobList("fitness", values.fitness);
+    const seeds = intFlag("seeds", values.seeds, quick ? QUICK.seeds : D.seeds, 1, 1000);
+    const samplesPerClient = intFlag("samples-per-client", values["samples-per-client"], D.samplesPerClient, 2, 1_000_000);
+    const globalTest = intFlag("global-test", values["global-test"], D.globalTest, 0, 100_000);
+    const workers = intFlag("workers", values.workers, Math.max(1, Math.min(2, cpus().length)), 1, 64);
+    const clip = knob("clip", 0);
     const common = {
       clients,
       experts,
-      rounds: intArg("rounds", values.rounds, D.rounds, 1, 100_000),
-      localEpochs: intArg("local-epochs", values["local-epochs"], D.localEpochs, 1, 1000),
-      batchSize: intArg("batch-size", values["batch-size"], D.batchSize, 1, 4096),
-      learningRate: numArg("lr", values.lr, D.learningRate, 1e-7, 10),
-      alphaL: numArg("alpha-l", values["alpha-l"], D.alphaL, 1e-6, 1e6),
-      beta: numArg("beta", values.beta, D.beta, 1e-6, 1),
-      q0: numArg("q0", values.q0, D.q0, 0, 1),
-      slack: numArg("slack", values.slack, D.slack, 0, 10),
-      testFraction: numArg("test-fraction", values["test-fraction"], D.testFraction, 0.01, 0.9),
+      rounds: intFlag("rounds", values.rounds, D.rounds, 1, 100_000),
+      localEpochs: knob("epochs", D.localEpochs),
+      batchSize: knob("batch-size", D.batchSize),
+      learningRate: knob("lr", D.learningRate),
+      alphaL: knob("alpha-l", D.alphaL),
+      beta: knob("beta", D.beta),
+      q0: knob("q0", D.q0),
+      slack: knob("slack", D.slack),
+      testFraction: knob("test-fraction", D.testFraction),
+      preset: knob("preset", "dense"),
+      aggregation: { rule: knob("aggregator", "mean"), trim: knob("trim", 0.2), clipNorm: clip },
     };
 
     const runs: RunSpec[] = [];
@@ -276,7 +284,13 @@ export async function runExperiment(argv: string[]): Promise<number> {
         ["seeds", `0..${seeds - 1}`],
         ["samples per client", `${samplesPerClient} (${Math.round(common.testFraction * 100)}% held out for the personalized accuracy)`],
         ["global test set", `${globalTest} samples`],
-        ["model", "dense preset: 784-128-64 backbone, 8 experts 64-32-10, E-wide per-client gate; TF.js WASM backend, single-threaded"],
+        [
+          "model",
+          common.preset === "dense"
+            ? "dense preset: 784-128-64 backbone, 8 experts 64-32-10, E-wide per-client gate; TF.js WASM backend, single-threaded"
+            : "cnn preset (what the page trains); TF.js CPU backend in Node (WASM has no Conv2D gradient)",
+        ],
+        ["aggregation", `${common.aggregation.rule}${clip > 0 ? `, deltas clipped to L2 ${clip}` : ""}`],
         [
           "dense baseline",
           "same backbone, one head of width 32 x mean k (about the active parameters of k experts), trivial 1-expert gate: FedAvg",
@@ -350,6 +364,10 @@ export async function runExperiment(argv: string[]): Promise<number> {
     printSummary(completed());
     return 0;
   } catch (e) {
+    if (e instanceof UsageError) {
+      console.error(`flexmoe experiment: ${e.message}\n${HELP}`);
+      return 2;
+    }
     console.error(`flexmoe experiment: ${(e as Error).message}`);
     return 1;
   }
@@ -369,9 +387,4 @@ function printSummary(rows: readonly ResultRow[]): void {
       ).toFixed(3)}  (${g.length} seed${g.length > 1 ? "s" : ""})`,
     );
   }
-}
-
-// Direct entry until the CLI dispatcher routes "experiment": npx tsx apps/coordinator/src/commands/experiment.ts --quick
-if (process.argv[1] && path.resolve(process.argv[1]) === path.resolve(new URL(import.meta.url).pathname)) {
-  process.exitCode = await runExperiment(process.argv.slice(2));
 }

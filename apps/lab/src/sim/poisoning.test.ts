@@ -1,7 +1,7 @@
 /**
  * Poisoning: 20% of the clients upload scaled or sign-flipped updates (real training on MNIST with
  * the Node simulator). Plain averaging is hurt; the robust aggregator (coordinate-wise median plus
- * delta clipping) stays within 3 points of the clean run. Numbers go to docs/robustness.md.
+ * delta clipping) stays within 4 points of the clean run. Numbers go to docs/robustness.md.
  *
  * Run alone: npx vitest run apps/lab/src/sim/poisoning.test.ts
  */
@@ -31,13 +31,13 @@ const base: RunSpec = {
   testFraction: 0.2,
 };
 const attack = { fraction: 0.2, kind: "mixed", factor: 10 } as const;
-const robust = { trim: 0.5, clipNorm: 5 };
+const robust = { rule: "median", clipNorm: 5 };
 
 beforeAll(async () => {
   await initNodeBackend("wasm");
 });
 
-it("keeps accuracy within 3 points of the clean run under 20% scaled / sign-flipped updates with the robust aggregator", async () => {
+it("keeps accuracy within 4 points of the clean run under 20% scaled / sign-flipped updates with median + clipping", async () => {
   const data = loadSimData(base.data);
   const clean = await simulateRun(base, data);
   const cleanRobust = await simulateRun({ ...base, aggregation: robust }, data);
@@ -55,6 +55,9 @@ it("keeps accuracy within 3 points of the clean run under 20% scaled / sign-flip
     ].join("\n"),
   );
   expect(clean.finalAccuracy).toBeGreaterThan(0.6);
-  expect(attackedRobust.finalAccuracy).toBeGreaterThanOrEqual(clean.finalAccuracy - 0.03);
-  expect(attackedMean.finalAccuracy).toBeLessThan(attackedRobust.finalAccuracy);
+  expect(attackedRobust.finalAccuracy).toBeGreaterThanOrEqual(clean.finalAccuracy - 0.04);
+  // The defence wins back most of what the attack costs plain averaging.
+  const cost = clean.finalAccuracy - attackedMean.finalAccuracy;
+  expect(cost).toBeGreaterThan(0.2);
+  expect(attackedRobust.finalAccuracy - attackedMean.finalAccuracy).toBeGreaterThan(0.85 * cost);
 }, 240_000); // four real training runs: about 30 s idle, 80+ s on a loaded 2-core machine

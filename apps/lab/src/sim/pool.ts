@@ -6,7 +6,7 @@ import { fork, type ChildProcess } from "node:child_process";
 import { fileURLToPath } from "node:url";
 import { initNodeBackend } from "../tf-node.ts";
 import { loadSimData } from "./data.ts";
-import { simulateRun } from "./simulate.ts";
+import { runBackend, simulateRun } from "./simulate.ts";
 import type { ResultRow, RunProgress, RunSpec } from "./types.ts";
 
 export type ParentMessage = { type: "run"; job: number; run: RunSpec } | { type: "exit" };
@@ -24,9 +24,9 @@ export interface PoolCallbacks {
 export async function runAll(runs: readonly RunSpec[], workers: number, cb: PoolCallbacks = {}): Promise<ResultRow[]> {
   const rows: ResultRow[] = new Array<ResultRow>(runs.length);
   if (workers <= 1 || runs.length <= 1) {
-    await initNodeBackend("wasm");
     for (let job = 0; job < runs.length; job++) {
       const run = runs[job] as RunSpec;
+      await initNodeBackend(runBackend(run));
       cb.onStart?.(job);
       const row = await simulateRun(run, loadSimData(run.data), (p) => cb.onProgress?.(job, p));
       rows[job] = row;

@@ -28,7 +28,7 @@ import {
   type NamedTensor,
   type RoundResult,
 } from "@flexmoe/core";
-import { MoeTrainer } from "@flexmoe/model";
+import { MoeTrainer, runLocalRound, type LocalRoundResult } from "@flexmoe/model";
 import { countParams, gateManifest, initGate, initWeights, modelLayout, modelSpec, type ModelSpec } from "@flexmoe/model/spec";
 import { parseCapacity } from "./capacity.ts";
 import type { SimData } from "./data.ts";
@@ -59,6 +59,11 @@ export function runModelSpec(run: RunSpec, numClasses: number, capacities: reado
   return modelSpec(preset, run.experts, numClasses, { expertHidden: EXPERT_HIDDEN });
 }
 
+/** The Node backend a run needs: WASM is fast but has no Conv2D gradient, so the cnn preset runs on CPU. */
+export function runBackend(run: RunSpec): "wasm" | "cpu" {
+  return (run.preset ?? "dense") === "cnn" ? "cpu" : "wasm";
+}
+
 /** The engine's knobs for a run (dense runs the full strategy over its single expert). */
 export function runEngineConfig(run: RunSpec): EngineConfig {
   const fitness: FitnessKind = run.fitness === "acc" ? { kind: "acc" } : { kind: "loss", alphaL: run.alphaL };
@@ -68,6 +73,26 @@ export function runEngineConfig(run: RunSpec): EngineConfig {
     beta: run.beta,
     slack: run.slack,
     aggregation: { rule: run.aggregation?.rule ?? "mean", trim: run.aggregation?.trim ?? 0.2, clipNorm: run.aggregation?.clipNorm ?? 0 },
+  };
+}
+
+/** The local training knobs of a run. */
+export function trainingOf(run: RunSpec): { epochs: number; batchSize: number; learningRate: number } {
+  return { epochs: run.localEpochs, batchSize: run.batchSize, learningRate: run.learningRate };
+}
+
+/** A client's local round as the engine's update (what the coordinator builds from the wire). */
+export function clientUpdateOf(clientId: string, ev: LocalRoundResult["eval"], u: LocalRoundResult["update"]): ClientUpdate {
+  return {
+    clientId,
+    numSamples: u.numSamples,
+    backbone: u.backbone,
+    experts: u.experts,
+    feedback: u.feedback,
+    evalAccuracy: ev.accuracy,
+    evalLoss: ev.loss,
+    evalSamples: ev.samples,
+    trainLoss: u.loss,
   };
 }
 
@@ -166,26 +191,14 @@ export async function simulate(run: RunSpec, data: SimData, onProgress?: (p: Run
         const { client, index } = byId.get(id) as { client: SimClient; index: number };
         const mine = plan.experts[i] as number[];
         bytesDown += encodeTensors(clientTensors(state.backbone, state.experts, mine)).byteLength;
-        trainer.load([...state.backbone], expertsOf(mine), client.gate);
-        const ev = await trainer.evaluate(client.test);
-        const u = await trainer.train(client.train, {
-          epochs: run.localEpochs,
-          batchSize: run.batchSize,
-          learningRate: run.learningRate,
-          rng: clientRng(runId, id, `train:${round}`),
-        });
+        const { eval: ev, update: u } = await runLocalRound(
+          trainer,
+          { backbone: state.backbone, experts: expertsOf(mine), gate: client.gate },
+          client,
+          { ...trainingOf(run), rng: clientRng(runId, id, `train:${round}`) },
+        );
         client.gate = u.gate;
-        const update: ClientUpdate = {
-          clientId: id,
-          numSamples: u.numSamples,
-          backbone: u.backbone,
-          experts: u.experts,
-          feedback: u.feedback,
-          evalAccuracy: ev.accuracy,
-          evalLoss: ev.loss,
-          evalSamples: client.test.n,
-          trainLoss: u.loss,
-        };
+        const update = clientUpdateOf(id, ev, u);
         if (run.attack && index < attackers) poison(update, state, attackStep(run.attack, index));
         bytesUp += encodeTensors([...update.backbone, ...update.experts.flatMap((x) => x.tensors)]).byteLength;
         updates.push(update);

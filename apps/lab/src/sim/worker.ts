@@ -1,11 +1,11 @@
 /**
  * Experiment worker process: receives runs over IPC, simulates them on its own single-threaded
- * WASM backend, and answers with progress and result rows. Started by pool.ts.
+ * WASM backend (CPU for the cnn preset), and answers with progress and result rows. Started by pool.ts.
  */
 import { initNodeBackend } from "../tf-node.ts";
 import { loadSimData } from "./data.ts";
 import type { ParentMessage, WorkerMessage } from "./pool.ts";
-import { simulateRun } from "./simulate.ts";
+import { runBackend, simulateRun } from "./simulate.ts";
 
 const send = (m: WorkerMessage): void => {
   process.send?.(m);
@@ -20,6 +20,7 @@ process.on("message", (m: ParentMessage) => {
   }
   queue = queue.then(async () => {
     try {
+      await initNodeBackend(runBackend(m.run));
       const row = await simulateRun(m.run, loadSimData(m.run.data), (p) => send({ type: "progress", job: m.job, progress: p }));
       send({ type: "row", job: m.job, row });
     } catch (e) {

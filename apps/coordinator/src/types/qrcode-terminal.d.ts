@@ -1,6 +1,0 @@
-declare module "qrcode-terminal" {
-  const qrcode: {
-    generate(text: string, opts: { small?: boolean }, cb: (qr: string) => void): void;
-  };
-  export default qrcode;
-}
