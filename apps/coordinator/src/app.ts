@@ -197,6 +197,7 @@ export function statusOf(f: Federation, rejected?: RejectedCounts) {
       routed: h.routed,
       cvRouted: h.cvRouted,
       cvRoutedCumulative: h.cvRoutedCumulative,
+      maxVio: h.maxVio,
       starved: h.starved,
       reason: h.reason,
       assigned: h.assigned,

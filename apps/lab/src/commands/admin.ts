@@ -4,7 +4,7 @@
  * Exit codes: 0 ok, 1 refused by the coordinator (the error code is printed), 2 usage or network.
  */
 import { parseArgs } from "node:util";
-import { adminCommandSchema, type AckResult } from "@flexmoe/core";
+import { adminCommandSchema, STRATEGY_NAMES, type AckResult } from "@flexmoe/core";
 import type { AdminStatus } from "@flexmoe/coordinator";
 
 const HELP = `usage: flexmoe admin <action> [value] --url <http(s)://host:port> --token <admin token>
@@ -12,7 +12,7 @@ actions:
   start                  start or resume rounds
   pause                  finish the open round, then start no new one
   reset                  start a new run (fresh model, Q, history); clients stay joined
-  set-strategy <s>       flex | greedy | random | roundrobin (from the next round)
+  set-strategy <s>       ${STRATEGY_NAMES.join(" | ")} (from the next round)
   set-rounds <n>         stop after n completed rounds (0 = unbounded)
 options:
   --url <url>            coordinator (default http://localhost:3000)

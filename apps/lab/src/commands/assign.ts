@@ -5,12 +5,12 @@
  */
 import { readFile } from "node:fs/promises";
 import { z } from "zod";
-import { AssignmentError, assign, createRng } from "@flexmoe/core";
+import { AssignmentError, assign, createRng, STRATEGY_NAMES } from "@flexmoe/core";
 import type { AssignmentErrorCode } from "@flexmoe/core";
 
 const USAGE = `usage: flexmoe assign [file|-]
   input JSON:  { "fitness": number[][] (clients x experts), "capacity": number[],
-                 "strategy"?: "flex" | "greedy" | "random" | "roundrobin" (default flex),
+                 "strategy"?: ${STRATEGY_NAMES.map((n) => `"${n}"`).join(" | ")} (default flex),
                  "slack"?: number, "deficit"?: number[], "seed"?: number, "round"?: number }
   output JSON: { "assignment": number[][], "load": number[], "objective": number, "cv": number }
   exit codes:  0 solved, 2 invalid or infeasible input`;
@@ -19,7 +19,7 @@ const InputSchema = z
   .object({
     fitness: z.array(z.array(z.number())).min(1, "needs at least one client"),
     capacity: z.array(z.number().int()),
-    strategy: z.enum(["flex", "greedy", "random", "roundrobin"]).default("flex"),
+    strategy: z.enum(STRATEGY_NAMES).default("flex"),
     slack: z.number().min(0).optional(),
     deficit: z.array(z.number()).optional(),
     seed: z.number().int().optional(),

@@ -5,7 +5,7 @@
  */
 import "../style.css";
 import "./dashboard.css";
-import type { AckResult, AdminCommand, DashboardServerToClientEvents, DashboardState } from "@flexmoe/core";
+import { STRATEGY_NAMES, type AckResult, type AdminCommand, type DashboardServerToClientEvents, type DashboardState } from "@flexmoe/core";
 import QRCode from "qrcode";
 import { io, type Socket } from "socket.io-client";
 import { DashboardCharts } from "./charts.ts";
@@ -119,6 +119,10 @@ if (token) {
   };
   $("btn-start").addEventListener("click", () => void send({ action: "start" }));
   $("btn-pause").addEventListener("click", () => void send({ action: "pause" }));
+  // The choices come from core's strategy registry, so a new strategy shows up here by itself.
+  $<HTMLSelectElement>("sel-strategy").replaceChildren(
+    ...STRATEGY_NAMES.map((name) => Object.assign(document.createElement("option"), { value: name, textContent: name })),
+  );
   $<HTMLSelectElement>("sel-strategy").addEventListener("change", (ev) => {
     const value = (ev.target as HTMLSelectElement).value as Extract<AdminCommand, { action: "set-strategy" }>["value"];
     void send({ action: "set-strategy", value });
