@@ -70,6 +70,7 @@ export function createApp(deps: AppDeps): App {
     logger: log,
     newToken: deps.newToken,
     shardUrl: (token) => `/api/shard/${token}`,
+    shardSizes: (shard) => deps.shards.sizes(shard),
     send: (clientId, start) => {
       io.to(clientRoom(clientId)).emit("round:started", start);
       dashboard.changed();

@@ -36,8 +36,10 @@ export interface CoordinatorConfig {
   q0?: number;
   /** Load-bound slack delta. @default 0 */
   slack?: number;
-  /** Largest capacity a client may hold; capped at E. @default E */
+  /** Largest capacity a client may hold (a larger ask is capped); at most E. @default min(E, 4) */
   maxCapacity?: number;
+  /** Own (drawn) samples a page may train on beyond its dealt shard; bounds the claimed sample count. @default 200 */
+  maxOwnSamples?: number;
   /** @default "mnist" */
   dataset?: "mnist";
   /** @default "dirichlet:0.8" */
@@ -64,6 +66,8 @@ export interface CoordinatorConfig {
   trim?: number;
   /** Clip each client's delta (per backbone and per expert) to this L2 norm; 0 = off. @default 0 */
   clipNorm?: number;
+  /** Adaptive clipping: each delta to this many times the round's lower-median delta norm of its kind; 0 = off. @default 3 */
+  clipFactor?: number;
   /** Per-connection token bucket: burst size and refill per second. @default { burst: 40, perSec: 20 } */
   rateLimit?: { burst?: number; perSec?: number };
 }
@@ -82,6 +86,7 @@ export interface ResolvedConfig {
   readonly q0: number;
   readonly slack: number;
   readonly maxCapacity: number;
+  readonly maxOwnSamples: number;
   readonly dataset: "mnist";
   readonly partition: PartitionScheme;
   readonly partitionLabel: string;
@@ -97,6 +102,8 @@ export interface ResolvedConfig {
   readonly trim: number;
   /** 0 = no clipping. */
   readonly clipNorm: number;
+  /** 0 = no adaptive clipping. */
+  readonly clipFactor: number;
   readonly rateLimit: { readonly burst: number; readonly perSec: number };
 }
 
@@ -137,7 +144,8 @@ export function resolveConfig(c: CoordinatorConfig = {}): ResolvedConfig {
     beta: num("beta", c.beta ?? 0.5, 1e-6, 1),
     q0: num("q0", c.q0 ?? 1, 0, 1),
     slack: num("slack", c.slack ?? 0, 0, 10),
-    maxCapacity: int("max-capacity", Math.min(c.maxCapacity ?? experts, experts), 1, experts),
+    maxCapacity: int("max-capacity", Math.min(c.maxCapacity ?? 4, experts), 1, experts),
+    maxOwnSamples: int("max-own-samples", c.maxOwnSamples ?? 200, 0, 100_000),
     dataset: oneOf("dataset", c.dataset ?? "mnist", ["mnist"]),
     partition: parsePartition(partitionLabel),
     partitionLabel,
@@ -156,6 +164,7 @@ export function resolveConfig(c: CoordinatorConfig = {}): ResolvedConfig {
     aggregator,
     trim: num("trim", c.trim ?? 0.2, 0, 0.5),
     clipNorm: num("clip", c.clipNorm ?? 0, 0, 1e12),
+    clipFactor: num("clip-factor", c.clipFactor ?? 3, 0, 1e6),
     rateLimit: Object.freeze({
       burst: int("rate-burst", c.rateLimit?.burst ?? 40, 1, 1_000_000),
       perSec: num("rate-per-sec", c.rateLimit?.perSec ?? 20, 0.001, 1_000_000),

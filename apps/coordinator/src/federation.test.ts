@@ -83,8 +83,9 @@ describe("aggregation in the federation", () => {
     return h.federation.snapshot.backbone[0]!.data[0]! - g0;
   };
 
-  it("wires --aggregator and --clip through to the round", () => {
-    const mean = attackedBackbone({ aggregator: "mean" });
+  it("wires --aggregator, --clip and --clip-factor through to the round", () => {
+    const mean = attackedBackbone({ aggregator: "mean", clipFactor: 0 });
+    const adaptive = attackedBackbone({ aggregator: "mean" });
     const median = attackedBackbone({ aggregator: "median" });
     const trimmed = attackedBackbone({ aggregator: "trimmed", trim: 0.2 });
     const clipped = attackedBackbone({ aggregator: "mean", clipNorm: 0.01 });
@@ -92,5 +93,7 @@ describe("aggregation in the federation", () => {
     expect(median).toBeCloseTo(0.001, 5);
     expect(trimmed).toBeCloseTo(0.001, 5);
     expect(Math.abs(clipped)).toBeLessThan(0.01);
+    // The default adaptive clip bounds the outlier by 3 x the honest step (0.001 per value here).
+    expect(Math.abs(adaptive)).toBeLessThan(0.01);
   });
 });

@@ -77,6 +77,8 @@ export interface FederationDeps {
   newToken: () => string;
   /** Shard URL for a token (the app serves it). */
   shardUrl: (token: string) => string;
+  /** Training and held-out sizes of a dealt shard: what a client's sample claims are bounded by. */
+  shardSizes?: (shard: number) => { train: number; test: number };
   send: (clientId: string, start: RoundStart) => void;
   broadcast: (summary: RoundSummary) => void;
   /** After every applied round, before the broadcast (persistence hooks in here). */
@@ -97,7 +99,7 @@ export function engineConfigOf(c: ResolvedConfig): EngineConfig {
     fitness: c.fitness,
     beta: c.beta,
     slack: c.slack,
-    aggregation: { rule: c.aggregator, trim: c.trim, clipNorm: c.clipNorm },
+    aggregation: { rule: c.aggregator, trim: c.trim, clipNorm: c.clipNorm, clipFactor: c.clipFactor },
   };
 }
 
@@ -335,9 +337,26 @@ export class Federation {
     if (!live || meta.round !== live.plan.round)
       return protocolError(ErrorCode.STALE_ROUND, `round ${meta.round} is not open (open: ${live?.plan.round ?? "none"})`);
     if (live.answered.has(clientId))
-      return protocolError(ErrorCode.DUPLICATE_UPDATE, `update for round ${live.plan.round} already received`);
-    const admitted = admitUpdate(live.plan, this.layout, clientId, meta, frame);
-    if (!admitted.ok) return admitted;
+      return protocolError(ErrorCode.DUPLICATE_UPDATE, `this client already answered round ${live.plan.round}`);
+    const sizes = this.deps.shardSizes?.(this.clients.get(clientId)?.shard ?? 0);
+    const admitted = admitUpdate(
+      live.plan,
+      this.layout,
+      clientId,
+      meta,
+      frame,
+      sizes ? { maxSamples: sizes.train + this.cfg.maxOwnSamples, maxEvalSamples: sizes.test } : {},
+    );
+    if (!admitted.ok) {
+      // A claim beyond what the server dealt is a lie, not a bug to retry: it ends this client's part in
+      // the round, so it cannot hold the round open until the deadline (a retry gets DUPLICATE_UPDATE).
+      // Other rejections leave the client free to send a corrected update.
+      if (admitted.error.code === ErrorCode.OUT_OF_BOUNDS) {
+        live.answered.add(clientId);
+        if (live.awaiting.delete(clientId) && live.awaiting.size === 0) this.closeRound("complete");
+      }
+      return admitted;
+    }
     live.updates.push(admitted.value);
     live.answered.add(clientId);
     live.awaiting.delete(clientId);
@@ -350,6 +369,12 @@ export class Federation {
     if (!live) return;
     live.timer.cancel();
     this.live = null;
+    // Participants that never answered drop out of the ready set: the next round does not wait for them
+    // again. A page that is alive declares itself ready again when it is done (see docs/protocol.md).
+    for (const id of live.awaiting) {
+      const c = this.clients.get(id);
+      if (c) c.ready = false;
+    }
     // Below quorum (or nobody answered): nothing is applied, not even the deficits; the round is redone.
     if (live.updates.length < Math.max(1, this.cfg.quorum)) {
       this.log.warn(

@@ -35,6 +35,10 @@ export const KNOBS = {
   aggregator: { help: AGGREGATOR_NAMES.join(" | "), spec: choice(AGGREGATOR_NAMES) },
   trim: { help: "fraction cut from each end by --aggregator trimmed", spec: num(0, 0.5) },
   clip: { help: "clip each client's delta (backbone, each expert) to this L2 norm, 0 = off", spec: num(0, 1e12) },
+  "clip-factor": {
+    help: "clip each delta to this many times the round's lower-median delta norm of its kind, 0 = off",
+    spec: num(0, 1e6),
+  },
   preset: { help: "cnn | dense", spec: choice(["cnn", "dense"] as const) },
   "test-fraction": { help: "held-out share of each client's shard", spec: num(0.01, 0.9) },
 } as const satisfies Record<string, Knob>;

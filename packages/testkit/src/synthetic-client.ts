@@ -32,6 +32,8 @@ export interface SyntheticClientOptions {
   accuracy?: number;
   /** Reconnect after a drop (or a coordinator restart) and rejoin with the issued token, as the page does. */
   reconnect?: boolean;
+  /** Training samples it claims (the coordinator bounds claims by the shard it dealt). @default 10 */
+  numSamples?: number;
 }
 
 export class SyntheticClient {
@@ -104,7 +106,7 @@ export class SyntheticClient {
   buildUpdate(start: RoundStart) {
     const decoded = decodeTensors(toBytes(start.weights), this.manifestFor(start.experts));
     if (!decoded.ok) throw new Error(`bad frame from server: ${decoded.error.message}`);
-    const numSamples = 100;
+    const numSamples = this.opts.numSamples ?? 10;
     const acc = this.opts.accuracy ?? 0.5;
     const per = Math.floor(numSamples / start.experts.length);
     return {
@@ -114,7 +116,7 @@ export class SyntheticClient {
         feedback: start.experts.map((e) => ({ expert: e, usage: per, accuracy: acc, loss: 1 - acc })),
         evalAccuracy: acc,
         evalLoss: 1 - acc,
-        evalSamples: 20,
+        evalSamples: 5,
         trainLoss: 1,
         trainMs: 1,
       },

@@ -30,6 +30,13 @@ export class ShardStore {
     return { train: subset(this.data, p.train), test: subset(this.data, p.test) };
   }
 
+  /** Training and held-out sizes of shard i. */
+  sizes(i: number): { train: number; test: number } {
+    const p = this.parts[i];
+    if (p === undefined) throw new RangeError(`shard ${i} is outside [0, ${this.parts.length})`);
+    return { train: p.train.length, test: p.test.length };
+  }
+
   /** Class histogram of a shard (for logs and the dashboard). */
   histogram(i: number): number[] {
     const h = new Array<number>(this.data.numClasses).fill(0);

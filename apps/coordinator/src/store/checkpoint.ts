@@ -111,6 +111,9 @@ const TUNABLE_KEYS = [
   "aggregator",
   "trim",
   "clipNorm",
+  "clipFactor",
+  "maxCapacity",
+  "maxOwnSamples",
   "beta",
   "slack",
 ] as const;

@@ -6,6 +6,7 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { cpus } from "node:os";
 import path from "node:path";
 import { parseArgs } from "node:util";
+import { resolveConfig } from "@flexmoe/coordinator";
 import { AGGREGATOR_NAMES } from "@flexmoe/core";
 import { intFlag, parseKnob, parseKnobList, UsageError, type KnobName, type KnobValue } from "../options.ts";
 import { FASHION_MNIST_DIR } from "../data/fashion-mnist.ts";
@@ -35,6 +36,8 @@ export const EXPERIMENT_DEFAULTS = {
   samplesPerClient: 200,
   globalTest: 1000,
   testFraction: 0.2,
+  /** The coordinator's default, so simulations run what `flexmoe serve` runs. */
+  clipFactor: resolveConfig().clipFactor,
 };
 
 export const QUICK = {
@@ -69,6 +72,7 @@ const HELP = `usage: flexmoe experiment [options]
   --aggregator <a>        ${AGGREGATOR_NAMES.join(" | ")} (default mean)
   --trim <f>              trimmed mean's cut per end (default 0.2)
   --clip <norm>           clip each client's delta to this L2 norm, 0 = off (default 0)
+  --clip-factor <x>       adaptive clipping: x times the round's lower-median delta norm, 0 = off (default ${D.clipFactor}, as serve)
   --workers <n>           parallel worker processes (default: CPU cores, at most 2)
   --fashion-dir <dir>     Fashion-MNIST IDX folder (default $FLEXMOE_FASHION_DIR or ${FASHION_MNIST_DIR})
   --out <dir>             output folder (default .flexmoe/experiments/<time>)
@@ -156,6 +160,7 @@ export async function runExperiment(argv: string[]): Promise<number> {
         aggregator: { type: "string" },
         trim: { type: "string" },
         clip: { type: "string" },
+        "clip-factor": { type: "string" },
         workers: { type: "string" },
         "fashion-dir": { type: "string" },
         out: { type: "string" },
@@ -243,7 +248,12 @@ export async function runExperiment(argv: string[]): Promise<number> {
       slack: knob("slack", D.slack),
       testFraction: knob("test-fraction", D.testFraction),
       preset: knob("preset", "dense"),
-      aggregation: { rule: knob("aggregator", "mean"), trim: knob("trim", 0.2), clipNorm: clip },
+      aggregation: {
+        rule: knob("aggregator", "mean"),
+        trim: knob("trim", 0.2),
+        clipNorm: clip,
+        clipFactor: knob("clip-factor", D.clipFactor),
+      },
     };
 
     const runs: RunSpec[] = [];
@@ -290,7 +300,12 @@ export async function runExperiment(argv: string[]): Promise<number> {
             ? "dense preset: 784-128-64 backbone, 8 experts 64-32-10, E-wide per-client gate; TF.js WASM backend, single-threaded"
             : "cnn preset (what the page trains); TF.js CPU backend in Node (WASM has no Conv2D gradient)",
         ],
-        ["aggregation", `${common.aggregation.rule}${clip > 0 ? `, deltas clipped to L2 ${clip}` : ""}`],
+        [
+          "aggregation",
+          `${common.aggregation.rule}${clip > 0 ? `, deltas clipped to L2 ${clip}` : ""}${
+            common.aggregation.clipFactor > 0 ? `, adaptive clip ${common.aggregation.clipFactor} x lower-median delta norm` : ""
+          }`,
+        ],
         [
           "dense baseline",
           "same backbone, one head of width 32 x mean k (about the active parameters of k experts), trivial 1-expert gate: FedAvg",

@@ -19,6 +19,7 @@ const SHARED = [
   "aggregator",
   "trim",
   "clip",
+  "clip-factor",
   "preset",
   "test-fraction",
 ] as const satisfies readonly KnobName[];
@@ -33,10 +34,11 @@ const HELP = `usage: flexmoe serve [options]
   --dataset <d>           mnist (default mnist)
   --shards <n>            data shards dealt to joining clients (default 16)
   --max-samples <n>       cap samples per client shard, 0 = none (default 0)
-  --max-capacity <n>      cap on a client's declared capacity (default E)
+  --max-capacity <n>      cap on a client's declared capacity (default min(E, 4))
+  --max-own-samples <n>   drawn samples a page may add to its shard (bounds its sample claim; default 200)
   --wire <dtype>          float32 | float16 (default float32)
   --quorum <n>            a round with fewer updates is not applied, and is redone (default 1)
-${knobHelp(SHARED, { experts: 8, strategy: "flex", fitness: "acc", "alpha-l": 1, beta: 0.5, q0: 1, slack: 0, partition: "dirichlet:0.8", epochs: 1, "batch-size": 32, lr: 0.005, seed: 1, aggregator: "mean", trim: 0.2, clip: 0, preset: "cnn", "test-fraction": 0.2 })}
+${knobHelp(SHARED, { experts: 8, strategy: "flex", fitness: "acc", "alpha-l": 1, beta: 0.5, q0: 1, slack: 0, partition: "dirichlet:0.8", epochs: 1, "batch-size": 32, lr: 0.005, seed: 1, aggregator: "mean", trim: 0.2, clip: 0, "clip-factor": 3, preset: "cnn", "test-fraction": 0.2 })}
   --data-dir <dir>        where state is kept (default ./.flexmoe); an existing run there is resumed
   --https                 serve over TLS (self-signed certificate kept in <data-dir>/tls/, made on first start)
   --cert <file> --key <file>  a real certificate and key (PEM) for --https
@@ -61,6 +63,7 @@ export function serveConfig(argv: string[]) {
       shards: { type: "string" },
       "max-samples": { type: "string" },
       "max-capacity": { type: "string" },
+      "max-own-samples": { type: "string" },
       wire: { type: "string" },
       quorum: { type: "string" },
       "data-dir": { type: "string", default: ".flexmoe" },
@@ -96,6 +99,7 @@ export function serveConfig(argv: string[]) {
     ...opt("aggregator", knob("aggregator")),
     ...opt("trim", knob("trim")),
     ...opt("clipNorm", knob("clip")),
+    ...opt("clipFactor", knob("clip-factor")),
     ...opt("preset", knob("preset")),
     ...opt("testFraction", knob("test-fraction")),
     ...opt("minClients", int("min-clients", 1, 100_000)),
@@ -108,6 +112,7 @@ export function serveConfig(argv: string[]) {
     ...opt("shards", int("shards", 1, 10_000)),
     ...opt("maxSamplesPerClient", int("max-samples", 0, 10_000_000)),
     ...opt("maxCapacity", int("max-capacity", 1, 64)),
+    ...opt("maxOwnSamples", int("max-own-samples", 0, 100_000)),
     ...opt("wireDType", values.wire as "float32" | "float16" | undefined),
     ...opt("quorum", int("quorum", 1, 100_000)),
     training: {

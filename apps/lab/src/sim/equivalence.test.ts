@@ -85,6 +85,8 @@ it("gives bit-identical weights, Q, deficit and records live and simulated after
     q0: 1,
     slack: 0,
     testFraction: 0.2,
+    // The coordinator's aggregation defaults (adaptive clipping on), as resolved.
+    aggregation: { rule: config.aggregator, trim: config.trim, clipNorm: config.clipNorm, clipFactor: config.clipFactor },
     runId: fed.snapshot.runId,
   };
   const empty: LabeledSet = { x: new Float32Array(0), y: new Uint8Array(0), n: 0, shape: [28, 28, 1], numClasses: 10 };

@@ -72,7 +72,12 @@ export function runEngineConfig(run: RunSpec): EngineConfig {
     fitness,
     beta: run.beta,
     slack: run.slack,
-    aggregation: { rule: run.aggregation?.rule ?? "mean", trim: run.aggregation?.trim ?? 0.2, clipNorm: run.aggregation?.clipNorm ?? 0 },
+    aggregation: {
+      rule: run.aggregation?.rule ?? "mean",
+      trim: run.aggregation?.trim ?? 0.2,
+      clipNorm: run.aggregation?.clipNorm ?? 0,
+      clipFactor: run.aggregation?.clipFactor ?? 0,
+    },
   };
 }
 

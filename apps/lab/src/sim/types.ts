@@ -43,8 +43,8 @@ export interface RunSpec {
   testFraction: number;
   /** Robustness runs: hostile clients and the server's defence (both absent = the paper's setting). */
   attack?: AttackSpec;
-  /** The server's aggregation (rule names from core's registry). @default mean, trim 0.2, no clipping */
-  aggregation?: { rule?: string; trim?: number; clipNorm?: number };
+  /** The server's aggregation (rule names from core's registry). @default mean, trim 0.2, no clipping of either kind */
+  aggregation?: { rule?: string; trim?: number; clipNorm?: number; clipFactor?: number };
   /** The run's id, which seeds the clients' own streams (gate, shuffles); default `sim-<seed>`. */
   runId?: string;
 }

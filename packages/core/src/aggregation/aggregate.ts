@@ -14,6 +14,13 @@ export interface AggregateOptions {
   rule?: string | AggregationRule;
   /** Clip each update's delta (local - global, over all its tensors together) to this L2 norm (> 0); absent = off. */
   clipNorm?: number;
+  /**
+   * Adaptive clipping (aggregateRound): each delta is also clipped to clipFactor x the lower median of the
+   * round's delta norms of its kind (all backbone deltas; all expert deltas, whichever expert), so one
+   * client's step is bounded by what the others' steps look like, even on an expert it holds alone.
+   * 0/absent = off.
+   */
+  clipFactor?: number;
   /** Fraction in [0, 0.5] cut from each end by the trimmed rule. @default 0.2 */
   trim?: number;
   /** Where rule names are looked up. @default the built-in rules */
@@ -24,6 +31,8 @@ export interface AggregateOptions {
 export interface WeightedUpdate {
   tensors: readonly NamedTensor[];
   weight: number;
+  /** This update's own clip bound (adaptive clipping), combined with clipNorm by the minimum. */
+  clip?: number;
 }
 
 /** One client's round upload for {@link aggregateRound}. */
@@ -78,13 +87,13 @@ export function aggregateTensors(
   // scale[i] shrinks update i's delta: the value used is g + scale[i] * (x - g).
   const scale = new Float64Array(n).fill(1);
   let clipped = false;
-  if (clipNorm !== undefined) {
+  active.forEach((u, i) => {
+    const bound = Math.min(clipNorm ?? Infinity, u.clip ?? Infinity);
+    if (!(bound < Infinity)) return;
     clipped = true;
-    active.forEach((u, i) => {
-      const norm = Math.sqrt(deltaSquaredNorm(global, u.tensors));
-      if (norm > clipNorm) scale[i] = clipNorm / norm;
-    });
-  }
+    const norm = Math.sqrt(deltaSquaredNorm(global, u.tensors));
+    if (norm > bound) scale[i] = bound / norm;
+  });
   const total = active.reduce((s, u) => s + u.weight, 0);
   const ws = Float64Array.from(active, (u, i) => (u.weight / total) * (scale[i] as number));
   return global.map((g, t) => ({
@@ -119,12 +128,33 @@ export function aggregateRound(
       bucket.push({ tensors: ex.tensors, weight: ex.usage });
     }
   });
+  const backbone = updates.map((u): WeightedUpdate => ({ tensors: u.backbone, weight: u.numSamples }));
+  const factor = opts.clipFactor ?? 0;
+  if (!(Number.isFinite(factor) && factor >= 0)) throw new RangeError(`aggregate: clipFactor must be a finite number >= 0, got ${factor}`);
+  if (factor > 0) {
+    setAdaptiveClip(
+      backbone.map((u) => ({ u, global: globalBackbone })),
+      factor,
+    );
+    setAdaptiveClip(
+      perExpert.flatMap((list, e) => list.map((u) => ({ u, global: globalExperts[e] as readonly NamedTensor[] }))),
+      factor,
+    );
+  }
   return {
-    backbone: aggregateTensors(
-      globalBackbone,
-      updates.map((u) => ({ tensors: u.backbone, weight: u.numSamples })),
-      opts,
-    ),
+    backbone: aggregateTensors(globalBackbone, backbone, opts),
     experts: globalExperts.map((g, e) => aggregateTensors(g, perExpert[e] as WeightedUpdate[], opts)),
   };
+}
+
+/** Sets clip = factor x the lower median of the deltas' norms (the lower one, so two updates cannot drag it up). */
+function setAdaptiveClip(items: readonly { u: WeightedUpdate; global: readonly NamedTensor[] }[], factor: number): void {
+  const live = items.filter(({ u }) => Number.isFinite(u.weight) && u.weight > 0);
+  if (live.length === 0) return;
+  for (const { u, global } of live) checkCompatible(global, u.tensors);
+  const norms = live.map(({ u, global }) => Math.sqrt(deltaSquaredNorm(global, u.tensors))).sort((a, b) => a - b);
+  const median = norms[Math.floor((norms.length - 1) / 2)] as number;
+  // All deltas zero: nothing to bound.
+  if (!(median > 0)) return;
+  for (const { u } of live) u.clip = factor * median;
 }

@@ -14,6 +14,8 @@ export const ErrorCode = {
   SIZE_MISMATCH: "SIZE_MISMATCH",
   NON_FINITE: "NON_FINITE",
   TOO_LARGE: "TOO_LARGE",
+  /** A claim beyond what the server can bound (samples above the dealt shard, weights beyond ±MAX_ABS_WEIGHT). */
+  OUT_OF_BOUNDS: "OUT_OF_BOUNDS",
   RATE_LIMITED: "RATE_LIMITED",
   UNAUTHORIZED: "UNAUTHORIZED",
   INTERNAL: "INTERNAL",

@@ -11,7 +11,19 @@ import { clientManifest, paramCount, splitClientTensors, type ModelLayout } from
 export interface AdmitOptions {
   /** Extra bytes allowed over the float32 size of the client's manifest (header, names). @default 64 KiB */
   headerSlack?: number;
+  /**
+   * Most training samples this client can have: the shard the server dealt plus the page's own drawn
+   * samples (bounded). A larger claim would buy the client a larger share of the backbone. @default no bound
+   */
+  maxSamples?: number;
+  /** Most held-out samples this client can have (its dealt held-out split). @default no bound */
+  maxEvalSamples?: number;
+  /** Largest |weight| accepted; trained weights of these models stay far below. @default MAX_ABS_WEIGHT */
+  maxAbs?: number;
 }
+
+/** Default bound on any uploaded weight's magnitude (Glorot-initialized weights here are below 1). */
+export const MAX_ABS_WEIGHT = 1e3;
 
 /** The first inconsistency between the claimed feedback and the experts the client holds, or null. */
 export function checkFeedback(meta: UpdateMeta, held: readonly number[]): { code: ErrorCode; message: string } | null {
@@ -36,8 +48,8 @@ export function checkFeedback(meta: UpdateMeta, held: readonly number[]): { code
 /**
  * Checks an update (its metadata and binary frame) from `clientId` against the plan and the layout
  * and turns it into the engine's {@link ClientUpdate}. Round number, duplicates and membership of the
- * open round are the driver's checks; this one answers NOT_PARTICIPANT, NOT_ASSIGNED, INVALID_PAYLOAD
- * and the frame's codes (BAD_FRAME, NAME_MISMATCH, SHAPE_MISMATCH, SIZE_MISMATCH, NON_FINITE, TOO_LARGE).
+ * open round are the driver's checks; this one answers NOT_PARTICIPANT, NOT_ASSIGNED, INVALID_PAYLOAD,
+ * OUT_OF_BOUNDS (claims beyond the given bounds, absurd magnitudes) and the frame's codes (BAD_FRAME, NAME_MISMATCH, SHAPE_MISMATCH, SIZE_MISMATCH, NON_FINITE, TOO_LARGE).
  */
 export function admitUpdate(
   plan: RoundPlan,
@@ -51,11 +63,26 @@ export function admitUpdate(
   if (!held) return protocolError(ErrorCode.NOT_PARTICIPANT, `client ${clientId} is not in round ${plan.round}`);
   const fbErr = checkFeedback(meta, held);
   if (fbErr) return protocolError(fbErr.code, fbErr.message);
+  if (opts.maxSamples !== undefined && meta.numSamples > opts.maxSamples)
+    return protocolError(ErrorCode.OUT_OF_BOUNDS, `numSamples ${meta.numSamples} exceeds the ${opts.maxSamples} this client can have`);
+  if (opts.maxEvalSamples !== undefined && meta.evalSamples > opts.maxEvalSamples)
+    return protocolError(
+      ErrorCode.INVALID_PAYLOAD,
+      `evalSamples ${meta.evalSamples} exceeds the ${opts.maxEvalSamples} held out for this client`,
+    );
   const manifest = clientManifest(layout, held);
   // Bound the frame by what this manifest can need in float32, before the header is even parsed.
   const maxBytes = 4 * paramCount(manifest) + (opts.headerSlack ?? 64 << 10);
   const decoded = decodeTensors(frame, manifest, { maxBytes });
   if (!decoded.ok) return protocolError(decoded.error.code, decoded.error.message);
+  const maxAbs = opts.maxAbs ?? MAX_ABS_WEIGHT;
+  for (const t of decoded.value) {
+    const d = t.data;
+    for (let j = 0; j < d.length; j++) {
+      const v = d[j] as number;
+      if (v > maxAbs || v < -maxAbs) return protocolError(ErrorCode.OUT_OF_BOUNDS, `tensor "${t.name}": value ${v} is beyond ±${maxAbs}`);
+    }
+  }
   const split = splitClientTensors(layout, held, decoded.value);
   return {
     ok: true,

@@ -22,7 +22,7 @@ const config: EngineConfig = {
   fitness: { kind: "acc" },
   beta: 0.5,
   slack: 0,
-  aggregation: { rule: "mean", trim: 0.2, clipNorm: 0 },
+  aggregation: { rule: "mean", trim: 0.2, clipNorm: 0, clipFactor: 0 },
 };
 
 /** Each client sends backbone + its experts shifted by `step`, with the usage and accuracy given. */
@@ -125,6 +125,31 @@ describe("round engine", () => {
   });
 });
 
+describe("adaptive clipping", () => {
+  it("bounds a step far larger than the others', even on an expert it holds alone", () => {
+    const s0 = start();
+    const cfg = { ...config, strategy: "roundrobin", aggregation: { ...config.aggregation, clipFactor: 2 } };
+    const plan = planRound(
+      s0,
+      ["a", "b", "c", "d"].map((id) => ({ id, capacity: 1 })),
+      cfg,
+      createRng(1),
+    );
+    // Honest steps of 0.1; "d" steps 1000 on the backbone and on its (sole-held) expert.
+    const ups = ["a", "b", "c", "d"].map((id) => updateOf(s0, id, heldBy(plan, id)!, id === "d" ? 1000 : 0.1));
+    const plain = applyRound(s0, plan, ups, config).state;
+    const clipped = applyRound(s0, plan, ups, cfg).state;
+    const dExpert = heldBy(plan, "d")![0]!;
+    expect(Math.abs(plain.experts[dExpert]![0]!.data[0]! - dExpert)).toBeGreaterThan(500);
+    // Clipped to 2 x the lower median expert step (0.1).
+    expect(Math.abs(clipped.experts[dExpert]![0]!.data[0]! - dExpert)).toBeLessThan(0.2 + 1e-6);
+    expect(Math.max(...Array.from(clipped.backbone[0]!.data, Math.abs))).toBeLessThan(0.2);
+    // Honest-sized steps are not touched.
+    const honest = applyRound(s0, plan, ups.slice(0, 3), cfg).state;
+    expect(Array.from(honest.backbone[0]!.data)).toEqual(Array.from(applyRound(s0, plan, ups.slice(0, 3), config).state.backbone[0]!.data));
+  });
+});
+
 describe("registries", () => {
   it("a new strategy is one definition plus one registry entry", () => {
     // "lowest": every client takes experts 0..k-1 (a deliberately bad strategy, easy to recognize).
@@ -200,5 +225,18 @@ describe("layout and admission", () => {
       },
     );
     expect(admitUpdate(plan, layout, "a", meta, encodeTensors(u.backbone))).toMatchObject({ ok: false });
+    // Claims beyond what the server dealt, and absurd magnitudes, are refused with a reason.
+    expect(admitUpdate(plan, layout, "a", { ...meta, numSamples: 10_000_000 }, frame, { maxSamples: 60 })).toMatchObject({
+      ok: false,
+      error: { code: "OUT_OF_BOUNDS", message: expect.stringContaining("numSamples") as string },
+    });
+    expect(admitUpdate(plan, layout, "a", { ...meta, evalSamples: 99 }, frame, { maxEvalSamples: 10 })).toMatchObject({ ok: false });
+    const huge = encodeTensors(
+      [...u.backbone, ...u.experts.flatMap((x) => x.tensors)].map((x) => ({ ...x, data: x.data.map(() => 1e30) })),
+    );
+    expect(admitUpdate(plan, layout, "a", meta, huge)).toMatchObject({
+      ok: false,
+      error: { message: expect.stringContaining("beyond") as string },
+    });
   });
 });

@@ -34,8 +34,10 @@ export interface EngineConfig {
     readonly rule: string;
     /** Trimmed mean's cut per end. */
     readonly trim: number;
-    /** 0 = no clipping. */
+    /** Fixed L2 bound on each delta; 0 = off. */
     readonly clipNorm: number;
+    /** Adaptive bound: this many times the round's lower-median delta norm (per kind: backbone, experts); 0 = off. */
+    readonly clipFactor: number;
   };
 }
 
@@ -196,7 +198,13 @@ export function heldBy(plan: RoundPlan, clientId: string): readonly number[] | u
 
 export function aggregateOptionsOf(config: EngineConfig, rules?: RuleRegistry): AggregateOptions {
   const a = config.aggregation;
-  return { rule: a.rule, trim: a.trim, ...(a.clipNorm > 0 && { clipNorm: a.clipNorm }), ...(rules && { rules }) };
+  return {
+    rule: a.rule,
+    trim: a.trim,
+    ...(a.clipNorm > 0 && { clipNorm: a.clipNorm }),
+    ...(a.clipFactor > 0 && { clipFactor: a.clipFactor }),
+    ...(rules && { rules }),
+  };
 }
 
 /**
