@@ -7,15 +7,33 @@ import { createServer, type Server as HttpServer } from "node:http";
 import { createServer as createHttpsServer, type Server as HttpsServer } from "node:https";
 import type { AddressInfo } from "node:net";
 import path from "node:path";
-import express from "express";
+import express, { type NextFunction, type Request, type Response } from "express";
 import { Server } from "socket.io";
-import type { ClientToServerEvents, Rng, ServerToClientEvents, SocketData } from "@flexmoe/core";
+import {
+  ErrorCode,
+  type ClientToServerEvents,
+  type ErrorCode as Code,
+  type Rng,
+  type ServerToClientEvents,
+  type SocketData,
+} from "@flexmoe/core";
 import { backboneManifest, countParams, expertManifest, modelSpec } from "@flexmoe/model/spec";
 import type { Clock } from "./clock.ts";
 import type { ResolvedConfig } from "./config.ts";
 import type { ShardStore } from "./data/shards.ts";
 import { Federation, type ClientRecord, type FederationState, type PersistedClient, type RoundRecord } from "./federation.ts";
-import { CLIENT_EVENTS, RejectStats, TokenBucket, type RejectedCounts } from "./guard.ts";
+import {
+  boundedParser,
+  CLIENT_EVENTS,
+  ConnectionCounter,
+  DEFAULT_NET_LIMITS,
+  KeyedBuckets,
+  originOf,
+  RejectStats,
+  TokenBucket,
+  type NetLimits,
+  type RejectedCounts,
+} from "./guard.ts";
 import { clientRoom, createClientHandlers, type FlexSocket } from "./handlers/client.handlers.ts";
 import { createAdminHandler } from "./handlers/admin.handlers.ts";
 import { DashboardHub } from "./dashboard/hub.ts";
@@ -43,6 +61,13 @@ export interface AppDeps {
   joinUrls?: () => readonly string[];
   /** Serve over TLS (PEM strings): the page, the API and Socket.IO. */
   tls?: { key: string; cert: string };
+  /** Network bounds (per address, parser); defaults in guard.ts. */
+  limits?: Partial<NetLimits>;
+  /**
+   * Origins (or URLs) a browser page may connect from, besides loopback ones (any port): the join
+   * URLs and `--allow-origin`. Read on every check. Requests without an Origin header are allowed.
+   */
+  allowedOrigins?: () => readonly string[];
 }
 
 export interface App {
@@ -58,10 +83,38 @@ export function createApp(deps: AppDeps): App {
   const log = deps.logger;
   const web = express();
   const http = deps.tls ? createHttpsServer({ key: deps.tls.key, cert: deps.tls.cert }, web) : createServer(web);
+  const limits: NetLimits = { ...DEFAULT_NET_LIMITS, ...deps.limits };
+  const originAllowed = (origin: string | undefined): boolean => {
+    if (origin === undefined) return true; // not a browser page (socket.io-client in Node, curl, flexmoe admin)
+    const o = originOf(origin);
+    if (o === null) return false; // "null" (sandboxed frames, file://) and garbage
+    if (LOOPBACK.has(new URL(o).hostname)) return true;
+    return (deps.allowedOrigins?.() ?? []).some((a) => originOf(a) === o);
+  };
+  const connections = new ConnectionCounter(limits.connectionsPerIp);
+  const joinsPerIp = new KeyedBuckets(limits.joinBurstPerIp, limits.joinPerSecPerIp, deps.clock);
   // Weight frames are binary: allow one full model in float32 plus headroom, nothing more.
   const io = new Server<ClientToServerEvents, ServerToClientEvents, Record<string, never>, SocketData>(http, {
     maxHttpBufferSize: maxFrameBytes(deps.config.preset, deps.config.experts),
     serveClient: false,
+    parser: boundedParser(limits, deps.clock),
+    // Handshakes only (engine.io's verify): a page on another origin, or one address over its cap, is refused.
+    allowRequest: (req, done) => {
+      if (!originAllowed(req.headers.origin)) {
+        log.warn({ origin: String(req.headers.origin).slice(0, 200) }, "socket from a foreign origin refused (see --allow-origin)");
+        done("origin not allowed", false);
+      } else if (connections.full(addressOf(req.socket.remoteAddress))) done("too many connections from this address", false);
+      else done(null, true);
+    },
+  });
+  // The strict count: handshakes that passed allowRequest together may still overshoot; close those.
+  io.engine.on("connection", (raw: { remoteAddress: string; close(): void; once(ev: "close", fn: () => void): void }) => {
+    const ip = addressOf(raw.remoteAddress);
+    if (!connections.add(ip)) {
+      raw.close();
+      return;
+    }
+    raw.once("close", () => connections.remove(ip));
   });
 
   const federation: Federation = new Federation({
@@ -101,7 +154,9 @@ export function createApp(deps: AppDeps): App {
       socketLog.debug({ event: String(event).slice(0, 64) }, "unknown event ignored");
     });
     const limiter = new TokenBucket(deps.config.rateLimit.burst, deps.config.rateLimit.perSec, deps.clock);
-    const h = createClientHandlers({ federation, socket, log: socketLog, guard: { limiter, stats: rejected } });
+    const ip = addressOf(socket.handshake.address);
+    const joinLimiter = { take: () => joinsPerIp.take(ip) };
+    const h = createClientHandlers({ federation, socket, log: socketLog, guard: { limiter, joinLimiter, stats: rejected } });
     socket.on("client:join", h.join);
     socket.on("client:ready", h.ready);
     socket.on("update:submit", h.submit);
@@ -112,6 +167,12 @@ export function createApp(deps: AppDeps): App {
     log.warn({ code: err.code, msg: err.message }, "engine connection error"),
   );
 
+  web.disable("x-powered-by");
+  // A page on another origin gets nothing from the API (the page's own requests carry no Origin or an allowed one).
+  web.use("/api", (req, res, next) => {
+    if (originAllowed(req.get("origin"))) return next();
+    sendError(res, 403, ErrorCode.UNAUTHORIZED, "origin not allowed");
+  });
   web.get("/api/status", (_req, res) => {
     res.json(statusOf(federation, rejected.snapshot()));
   });
@@ -142,6 +203,7 @@ export function createApp(deps: AppDeps): App {
     }
     res.type("application/octet-stream").send(Buffer.from(deps.shards.bytes(shard)));
   });
+  web.use("/api", (req, res) => sendError(res, 404, ErrorCode.INVALID_PAYLOAD, `${req.method} ${req.path}: no such API route`));
   if (deps.webRoot && existsSync(path.join(deps.webRoot, "index.html"))) {
     const root = deps.webRoot;
     web.get("/dashboard", (_req, res) => res.sendFile(path.join(root, "dashboard.html")));
@@ -151,6 +213,20 @@ export function createApp(deps: AppDeps): App {
       res.type("text/plain").send("FLEX-MoE coordinator is running, but the web client is not built: run `npm run build`.\n");
     });
   }
+
+  web.use((req, res) => sendError(res, 404, ErrorCode.INVALID_PAYLOAD, `${req.method} ${req.path}: not found`));
+  // Last: every error answers JSON, never Express's HTML page with a stack trace and absolute paths.
+  web.use((e: unknown, req: Request, res: Response, next: NextFunction) => {
+    if (res.headersSent) return next(e);
+    const status = httpStatusOf(e);
+    if (status === 413) return sendError(res, 413, ErrorCode.TOO_LARGE, "request body too large");
+    if (status >= 400 && status < 500) {
+      const why = (e as { type?: unknown }).type === "entity.parse.failed" ? "body is not valid JSON" : "bad request";
+      return sendError(res, 400, ErrorCode.INVALID_PAYLOAD, why);
+    }
+    log.error({ err: e, path: req.path }, "request failed");
+    sendError(res, 500, ErrorCode.INTERNAL, "internal error");
+  });
 
   return {
     http,
@@ -169,6 +245,22 @@ export function createApp(deps: AppDeps): App {
       if (http.listening) await new Promise<void>((r) => http.close(() => r()));
     },
   };
+}
+
+const LOOPBACK: ReadonlySet<string> = new Set(["localhost", "127.0.0.1", "[::1]"]);
+
+/** IPv4 peers on a dual-stack socket arrive as ::ffff:a.b.c.d; count them as a.b.c.d. */
+function addressOf(remote: string | undefined): string {
+  return (remote ?? "unknown").replace(/^::ffff:/, "");
+}
+
+function sendError(res: Response, status: number, code: Code, message: string): void {
+  res.status(status).json({ ok: false, error: { code, message } });
+}
+
+function httpStatusOf(e: unknown): number {
+  const s = (e as { status?: unknown; statusCode?: unknown } | null)?.status ?? (e as { statusCode?: unknown } | null)?.statusCode;
+  return typeof s === "number" && Number.isInteger(s) ? s : 500;
 }
 
 /** One full model in float32 plus 25% and 1 MiB of headroom for the frame header and metadata. */

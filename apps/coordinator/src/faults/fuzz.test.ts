@@ -9,6 +9,7 @@ import { afterEach, describe, expect, it, vi } from "vitest";
 import { createRng, encodeTensors, type ErrorCode, type NamedTensor } from "@flexmoe/core";
 import { maxFrameBytes, type statusOf } from "../app.ts";
 import type { CoordinatorConfig } from "../config.ts";
+import type { NetLimits } from "../guard.ts";
 import { AppFixture } from "../testing/app-fixture.ts";
 import { fingerprint } from "../testing/fingerprint.ts";
 
@@ -17,8 +18,8 @@ const ADMIN = "the-right-admin-token-0123456789";
 const fixture = new AppFixture();
 afterEach(() => fixture.closeAll());
 
-async function start(overrides: CoordinatorConfig = {}) {
-  const t = await fixture.start({ config: { roundTimeoutSec: 120, ...overrides }, deps: { adminToken: ADMIN } });
+async function start(overrides: CoordinatorConfig = {}, limits: Partial<NetLimits> = {}) {
+  const t = await fixture.start({ config: { roundTimeoutSec: 120, ...overrides }, deps: { adminToken: ADMIN, limits } });
   const client = (capacity: number, autoSubmit = false) => t.client({ capacity, autoSubmit });
   return { ...t, client };
 }
@@ -27,8 +28,11 @@ type Expect = ErrorCode | "ignored";
 
 describe("fuzz", () => {
   it("answers 1,000+ hostile messages with typed errors and leaves model, Q and history untouched", async () => {
-    // The limiter has its own test below; here every message must reach validation.
-    const { app, url, client, config } = await start({ rateLimit: { burst: 100_000, perSec: 100_000 } });
+    // The limiters have their own tests (below, and per address in flood.test.ts); here every message must reach validation.
+    const { app, url, client, config } = await start(
+      { rateLimit: { burst: 100_000, perSec: 100_000 } },
+      { joinBurstPerIp: 100_000, joinPerSecPerIp: 100_000 },
+    );
     const a = client(2);
     const b = client(2);
     await Promise.all([a.join(), b.join()]);

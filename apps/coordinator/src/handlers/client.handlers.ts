@@ -29,7 +29,9 @@ export const clientRoom = (clientId: string): string => `client:${clientId}`;
 
 /** Per-connection defences: a rate limit checked before parsing, and counters of rejections. */
 export interface Guard {
-  limiter?: TokenBucket;
+  limiter?: Pick<TokenBucket, "take">;
+  /** Joins from this connection's address (shared by all its connections); only for client:join. */
+  joinLimiter?: Pick<TokenBucket, "take">;
   stats?: RejectStats;
 }
 
@@ -55,7 +57,7 @@ export function withValidation<S extends z.ZodType, T>(
     let res: AckResult<T>;
     const parsed = guard.limiter && !guard.limiter.take() ? null : schema.safeParse(payload);
     if (parsed === null) {
-      res = protocolError(ErrorCode.RATE_LIMITED, `${event}: too many requests on this connection; slow down`);
+      res = protocolError(ErrorCode.RATE_LIMITED, `${event}: too many requests from this connection or address; slow down`);
     } else if (!parsed.success) {
       res = protocolError(ErrorCode.INVALID_PAYLOAD, `${event}: ${issueText(parsed.error, "payload")}`);
     } else {
@@ -77,6 +79,11 @@ export function withValidation<S extends z.ZodType, T>(
 export function createClientHandlers(deps: { federation: Federation; socket: FlexSocket; log: Logger; guard?: Guard }) {
   const { federation, socket, log } = deps;
   const guard = deps.guard ?? {};
+  const { joinLimiter } = guard;
+  // Both buckets must have a token; the per-connection one is taken first.
+  const joinGuard: Guard = joinLimiter
+    ? { ...guard, limiter: { take: () => (guard.limiter?.take() ?? true) && joinLimiter.take() } }
+    : guard;
   const joined = (): string | null => socket.data.clientId ?? null;
 
   return {
@@ -100,7 +107,7 @@ export function createClientHandlers(deps: { federation: Federation; socket: Fle
         }
         return res;
       },
-      guard,
+      joinGuard,
     ),
     ready: withValidation(
       readyRequestSchema,
