@@ -17,6 +17,7 @@ import { loadMnist } from "../data/mnist.ts";
 import { ShardStore } from "../data/shards.ts";
 import { openRun, persistenceHooks } from "../store/persist.ts";
 import { FileRunStore } from "../store/store.ts";
+import { originOf } from "../guard.ts";
 import { loadOrCreateSelfSigned, loadProvidedCert, type TlsMaterial } from "../tls.ts";
 
 const HELP = `usage: flexmoe serve [options]
@@ -48,7 +49,11 @@ const HELP = `usage: flexmoe serve [options]
   --aggregator <a>        mean | trimmed | median (default mean)
   --trim <f>              fraction cut from each end by --aggregator trimmed (default 0.2)
   --clip <norm>           clip each client's delta (backbone, each expert) to this L2 norm (default off)
-  --data-dir <dir>        where state is kept (default ./.flexmoe); an existing run there is resumed
+  --data-dir <dir>        where state is kept (default ./.flexmoe); an existing run there is resumed;
+                          one coordinator per dir (run.lock)
+  --allow-origin <url>    also accept browser pages from this origin (repeatable; default: loopback and
+                          the printed join URLs)
+  --max-conn-per-ip <n>   live connections per remote address (default 64: a classroom behind one NAT)
   --https                 serve over TLS (self-signed certificate kept in <data-dir>/tls/, made on first start)
   --cert <file> --key <file>  a real certificate and key (PEM) for --https
   --admin-token <t>       admin token for the dashboard and \`flexmoe admin\` (default: random, printed;
@@ -91,6 +96,8 @@ export async function runServe(argv: string[]): Promise<number> {
         trim: { type: "string" },
         clip: { type: "string" },
         "data-dir": { type: "string", default: ".flexmoe" },
+        "allow-origin": { type: "string", multiple: true },
+        "max-conn-per-ip": { type: "string" },
         https: { type: "boolean", default: false },
         cert: { type: "string" },
         key: { type: "string" },
@@ -153,7 +160,25 @@ export async function runServe(argv: string[]): Promise<number> {
     console.error(`flexmoe serve: ${(e as Error).message}`);
     return 2;
   }
+  const extraOrigins = values["allow-origin"] ?? [];
+  const badOrigin = extraOrigins.find((o) => originOf(o) === null);
+  if (badOrigin !== undefined) {
+    console.error(`flexmoe serve: --allow-origin ${badOrigin} is not an http(s) origin (like http://laptop.local:3000)`);
+    return 2;
+  }
+  const maxConn = values["max-conn-per-ip"] === undefined ? undefined : Number(values["max-conn-per-ip"]);
+  if (maxConn !== undefined && !(Number.isInteger(maxConn) && maxConn >= 1)) {
+    console.error("flexmoe serve: --max-conn-per-ip must be a positive integer");
+    return 2;
+  }
   const store = new FileRunStore(path.resolve(values["data-dir"]));
+  const locked = store.lock();
+  if (!locked.ok) {
+    console.error(`flexmoe serve: ${locked.error.message}`);
+    return 2;
+  }
+  // Every way out of this process releases the dir (SIGKILL leaves a stale lock the next start takes over).
+  process.once("exit", () => store.unlock());
   const resume = openRun(store, config);
   if (!resume.ok) {
     console.error(`flexmoe serve: ${store.dir}: ${resume.error.message}`);
@@ -203,6 +228,8 @@ export async function runServe(argv: string[]): Promise<number> {
     onReset: persist.onReset,
     adminToken,
     joinUrls: () => joinUrls,
+    allowedOrigins: () => [...joinUrls, ...extraOrigins],
+    ...(maxConn !== undefined && { limits: { connectionsPerIp: maxConn } }),
     ...(tls ? { tls: { key: tls.key, cert: tls.cert } } : {}),
   });
   try {
@@ -211,6 +238,7 @@ export async function runServe(argv: string[]): Promise<number> {
     console.error(`flexmoe serve: cannot write to --data-dir ${store.dir}: ${(e as Error).message}`);
     return 2;
   }
+  if (resume.value.recovered !== undefined) logger.warn({ dataDir: store.dir }, `store recovered: ${resume.value.recovered}`);
   logger.info({ dataDir: store.dir, changed: resume.value.changed }, resume.value.summary);
   const bound = await app.listen(port, values.host);
   joinUrls = printJoinInfo(bound, values.host, tls ? "https" : "http", adminToken);
@@ -226,6 +254,7 @@ export async function runServe(argv: string[]): Promise<number> {
     process.once("SIGTERM", stop);
   });
   await app.close();
+  store.unlock();
   return 0;
 }
 

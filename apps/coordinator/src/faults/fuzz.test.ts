@@ -12,6 +12,7 @@ import type { CoordinatorConfig } from "../config.ts";
 import type { NetLimits } from "../guard.ts";
 import { AppFixture } from "../testing/app-fixture.ts";
 import { fingerprint } from "../testing/fingerprint.ts";
+import type { SyntheticClient } from "../testing/synthetic-client.ts";
 
 const ADMIN = "the-right-admin-token-0123456789";
 
@@ -58,7 +59,7 @@ describe("fuzz", () => {
     const send = async (who: SyntheticClient, event: string, payload: unknown, want: Expect, label: string) => {
       tally.set(label, (tally.get(label) ?? 0) + 1);
       if (want === "ignored") {
-        who.socket.emit(event as "client:ready", payload as { ready: boolean });
+        who.socket.emit(event as "client:ready", payload as { ready: boolean }, () => {}); // never answered: ignored
         unknownSent++;
         return;
       }
@@ -262,7 +263,11 @@ describe("fuzz", () => {
     // A message beyond Socket.IO's maxHttpBufferSize: that connection is dropped, nothing else happens.
     const flooder = client(2);
     await vi.waitFor(() => expect(flooder.socket.connected).toBe(true));
-    flooder.socket.emit("update:submit", { ...good, weights: new Uint8Array(maxFrameBytes(config.preset, config.experts) + 1024) });
+    flooder.socket.emit(
+      "update:submit",
+      { ...good, weights: new Uint8Array(maxFrameBytes(config.preset, config.experts) + 1024) },
+      () => {}, // never called: the connection drops
+    );
     await vi.waitFor(() => expect(flooder.socket.connected).toBe(false), { timeout: 5_000 });
     tally.set("oversized message", 1);
 
