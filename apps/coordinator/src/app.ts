@@ -37,6 +37,7 @@ import {
 import { clientRoom, createClientHandlers, type FlexSocket } from "./handlers/client.handlers.ts";
 import { createAdminHandler } from "./handlers/admin.handlers.ts";
 import { DashboardHub } from "./dashboard/hub.ts";
+import { listedClients } from "./dashboard/state.ts";
 import { modelJson, roundsCsv, weightsBin } from "./export.ts";
 import type { Logger } from "./logger.ts";
 
@@ -140,7 +141,13 @@ export function createApp(deps: AppDeps): App {
   });
   const rejected = new RejectStats();
 
-  const dashboard = new DashboardHub(io as unknown as Server, federation, deps.clock, deps.joinUrls ?? (() => []));
+  const dashboard = new DashboardHub(
+    io as unknown as Server,
+    federation,
+    deps.clock,
+    deps.joinUrls ?? (() => []),
+    log.child({ module: "dashboard" }),
+  );
 
   io.on("connection", (socket: FlexSocket) => {
     const socketLog = log.child({ socket: socket.id });
@@ -271,8 +278,13 @@ export function maxFrameBytes(preset: "cnn" | "dense", experts: number): number 
   return Math.ceil(params * 4 * 1.25) + (1 << 20);
 }
 
+/** /api/status lists at most this many clients (online first) and rounds (the latest); the rest is counted. */
+export const STATUS_CLIENTS = 200;
+export const STATUS_ROUNDS = 100;
+
 export function statusOf(f: Federation, rejected?: RejectedCounts) {
   const s = f.snapshot;
+  const all = f.clientList();
   return {
     ...(rejected && { rejected }),
     runId: s.runId,
@@ -280,7 +292,13 @@ export function statusOf(f: Federation, rejected?: RejectedCounts) {
     currentRound: f.currentRound,
     phase: f.phase,
     experts: f.spec.experts,
-    clients: f.clientList().map((c) => ({
+    totals: {
+      clients: all.length,
+      online: all.filter((c) => c.online).length,
+      ready: all.filter((c) => c.ready).length,
+      rounds: s.history.length,
+    },
+    clients: listedClients(all, STATUS_CLIENTS).map((c) => ({
       id: c.id,
       label: c.label ?? null,
       backend: c.backend,
@@ -292,7 +310,7 @@ export function statusOf(f: Federation, rejected?: RejectedCounts) {
       accuracy: c.accuracy,
     })),
     deficit: s.deficit,
-    history: s.history.map((h) => ({
+    history: s.history.slice(-STATUS_ROUNDS).map((h) => ({
       round: h.round,
       participants: h.participants,
       durationMs: h.closedAt - h.startedAt,
@@ -305,7 +323,8 @@ export function statusOf(f: Federation, rejected?: RejectedCounts) {
       cvRoutedCumulative: h.cvRoutedCumulative,
       starved: h.starved,
       reason: h.reason,
-      assigned: h.assigned,
+      // Bounded like the client list; the full log is in /api/export/rounds.csv.
+      assigned: Object.fromEntries(Object.entries(typeof h.assigned === "object" && h.assigned ? h.assigned : {}).slice(0, STATUS_CLIENTS)),
     })),
   };
 }
