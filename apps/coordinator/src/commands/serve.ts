@@ -17,7 +17,7 @@ import { loadMnist } from "../data/mnist.ts";
 import { ShardStore } from "../data/shards.ts";
 import { openRun, persistenceHooks } from "../store/persist.ts";
 import { FileRunStore } from "../store/store.ts";
-import { originOf } from "../guard.ts";
+import { originOf, type NetLimits } from "../guard.ts";
 import { loadOrCreateSelfSigned, loadProvidedCert, type TlsMaterial } from "../tls.ts";
 
 const HELP = `usage: flexmoe serve [options]
@@ -54,6 +54,8 @@ const HELP = `usage: flexmoe serve [options]
   --allow-origin <url>    also accept browser pages from this origin (repeatable; default: loopback and
                           the printed join URLs)
   --max-conn-per-ip <n>   live connections per remote address (default 64: a classroom behind one NAT)
+  --join-burst-per-ip <n> client:join requests an address may make at once (default 64), refilled at
+  --join-rate-per-ip <x>  this many per second (default 2); beyond them RATE_LIMITED
   --https                 serve over TLS (self-signed certificate kept in <data-dir>/tls/, made on first start)
   --cert <file> --key <file>  a real certificate and key (PEM) for --https
   --admin-token <t>       admin token for the dashboard and \`flexmoe admin\` (default: random, printed;
@@ -98,6 +100,8 @@ export async function runServe(argv: string[]): Promise<number> {
         "data-dir": { type: "string", default: ".flexmoe" },
         "allow-origin": { type: "string", multiple: true },
         "max-conn-per-ip": { type: "string" },
+        "join-burst-per-ip": { type: "string" },
+        "join-rate-per-ip": { type: "string" },
         https: { type: "boolean", default: false },
         cert: { type: "string" },
         key: { type: "string" },
@@ -166,10 +170,20 @@ export async function runServe(argv: string[]): Promise<number> {
     console.error(`flexmoe serve: --allow-origin ${badOrigin} is not an http(s) origin (like http://laptop.local:3000)`);
     return 2;
   }
-  const maxConn = values["max-conn-per-ip"] === undefined ? undefined : Number(values["max-conn-per-ip"]);
-  if (maxConn !== undefined && !(Number.isInteger(maxConn) && maxConn >= 1)) {
-    console.error("flexmoe serve: --max-conn-per-ip must be a positive integer");
-    return 2;
+  const limits: Partial<NetLimits> = {};
+  for (const [flag, key, integer] of [
+    ["max-conn-per-ip", "connectionsPerIp", true],
+    ["join-burst-per-ip", "joinBurstPerIp", true],
+    ["join-rate-per-ip", "joinPerSecPerIp", false],
+  ] as const) {
+    const raw = values[flag];
+    if (raw === undefined) continue;
+    const v = Number(raw);
+    if (!(Number.isFinite(v) && v > 0 && (!integer || Number.isInteger(v)))) {
+      console.error(`flexmoe serve: --${flag} must be a positive ${integer ? "integer" : "number"}`);
+      return 2;
+    }
+    limits[key] = v;
   }
   const store = new FileRunStore(path.resolve(values["data-dir"]));
   const locked = store.lock();
@@ -229,7 +243,7 @@ export async function runServe(argv: string[]): Promise<number> {
     adminToken,
     joinUrls: () => joinUrls,
     allowedOrigins: () => [...joinUrls, ...extraOrigins],
-    ...(maxConn !== undefined && { limits: { connectionsPerIp: maxConn } }),
+    limits,
     ...(tls ? { tls: { key: tls.key, cert: tls.cert } } : {}),
   });
   try {
