@@ -37,8 +37,13 @@ const outcome = (s: Socket) =>
     s.once("connect_error", (e) => resolve(`refused: ${e.message}`));
   });
 
-const join = (s: Socket) =>
-  s.timeout(3_000).emitWithAck("client:join", { protocol: PROTOCOL_VERSION, capacity: 2, backend: "cpu" }) as Promise<AckResult<unknown>>;
+const join = (s: Socket, token?: string) =>
+  s.timeout(3_000).emitWithAck("client:join", {
+    protocol: PROTOCOL_VERSION,
+    capacity: 2,
+    backend: "cpu",
+    ...(token !== undefined && { token }),
+  }) as Promise<AckResult<unknown>>;
 
 /** A round of two honest synthetic clients completes: the attack left the run working. */
 async function runHolds(t: Awaited<ReturnType<typeof start>>) {
@@ -100,15 +105,22 @@ describe("per-address limits", () => {
     await waitFor(async () => expect(await outcome(socket(t.url))).toBe("connect"));
   });
 
-  it("answers joins beyond the per-address bucket with RATE_LIMITED, across connections", async () => {
+  it("answers new registrations beyond the per-address bucket with RATE_LIMITED, across connections; rejoins pass", async () => {
     const t = await start({}, { limits: { joinBurstPerIp: 2, joinPerSecPerIp: 0.001 } });
     const sockets = [socket(t.url), socket(t.url), socket(t.url)];
     await Promise.all(sockets.map(outcome));
-    const [a, b, c] = await Promise.all(sockets.map(join));
+    const [a, b, c] = await Promise.all(sockets.map((s) => join(s)));
     expect(a).toMatchObject({ ok: true });
     expect(b).toMatchObject({ ok: true });
     expect(c).toMatchObject({ ok: false, error: { code: "RATE_LIMITED" } });
     expect(t.app.federation.clientList()).toHaveLength(2);
+    // A rejoin with an issued token adds nobody, so it is not charged (a class reconnecting after a restart).
+    sockets[0]!.close();
+    const again = socket(t.url);
+    expect(await outcome(again)).toBe("connect");
+    const token = (a as { ok: true; value: { token: string } }).value.token;
+    expect(await join(again, token)).toMatchObject({ ok: true, value: { clientId: "c1" } });
+    expect(await join(socket(t.url))).toMatchObject({ ok: false, error: { code: "RATE_LIMITED" } });
   });
 });
 

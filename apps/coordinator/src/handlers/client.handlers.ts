@@ -30,7 +30,11 @@ export const clientRoom = (clientId: string): string => `client:${clientId}`;
 /** Per-connection defences: a rate limit checked before parsing, and counters of rejections. */
 export interface Guard {
   limiter?: Pick<TokenBucket, "take">;
-  /** Joins from this connection's address (shared by all its connections); only for client:join. */
+  /**
+   * New registrations (client:join without a token) from this connection's address, shared by all
+   * its connections. Rejoins with a token are not charged: they add nothing to the registry, and a
+   * whole class reconnects at once after a coordinator restart.
+   */
   joinLimiter?: Pick<TokenBucket, "take">;
   stats?: RejectStats;
 }
@@ -79,11 +83,6 @@ export function withValidation<S extends z.ZodType, T>(
 export function createClientHandlers(deps: { federation: Federation; socket: FlexSocket; log: Logger; guard?: Guard }) {
   const { federation, socket, log } = deps;
   const guard = deps.guard ?? {};
-  const { joinLimiter } = guard;
-  // Both buckets must have a token; the per-connection one is taken first.
-  const joinGuard: Guard = joinLimiter
-    ? { ...guard, limiter: { take: () => (guard.limiter?.take() ?? true) && joinLimiter.take() } }
-    : guard;
   const joined = (): string | null => socket.data.clientId ?? null;
 
   return {
@@ -98,6 +97,8 @@ export function createClientHandlers(deps: { federation: Federation; socket: Fle
             `protocol ${req.protocol} not supported (server speaks ${PROTOCOL_VERSION})`,
           );
         if (joined()) return protocolError(ErrorCode.INVALID_PAYLOAD, "already joined on this connection");
+        if (req.token === undefined && guard.joinLimiter && !guard.joinLimiter.take())
+          return protocolError(ErrorCode.RATE_LIMITED, "client:join: too many new clients from this address; slow down");
         const res = federation.join(req);
         if (res.ok) {
           socket.data.clientId = res.value.clientId;
@@ -107,7 +108,7 @@ export function createClientHandlers(deps: { federation: Federation; socket: Fle
         }
         return res;
       },
-      joinGuard,
+      guard,
     ),
     ready: withValidation(
       readyRequestSchema,
