@@ -54,8 +54,8 @@ const HELP = `usage: flexmoe serve [options]
   --allow-origin <url>    also accept browser pages from this origin (repeatable; default: loopback and
                           the printed join URLs)
   --max-conn-per-ip <n>   live connections per remote address (default 64: a classroom behind one NAT)
-  --join-burst-per-ip <n> client:join requests an address may make at once (default 64), refilled at
-  --join-rate-per-ip <x>  this many per second (default 2); beyond them RATE_LIMITED
+  --join-burst-per-ip <n> new clients (joins without a token) an address may register at once
+  --join-rate-per-ip <x>  (default 64), refilled at this many per second (default 2); beyond: RATE_LIMITED
   --https                 serve over TLS (self-signed certificate kept in <data-dir>/tls/, made on first start)
   --cert <file> --key <file>  a real certificate and key (PEM) for --https
   --admin-token <t>       admin token for the dashboard and \`flexmoe admin\` (default: random, printed;
