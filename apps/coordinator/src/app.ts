@@ -7,19 +7,38 @@ import { createServer, type Server as HttpServer } from "node:http";
 import { createServer as createHttpsServer, type Server as HttpsServer } from "node:https";
 import type { AddressInfo } from "node:net";
 import path from "node:path";
-import express from "express";
+import express, { type NextFunction, type Request, type Response } from "express";
 import { Server } from "socket.io";
-import { fullModelParams, type ClientToServerEvents, type ServerToClientEvents, type SocketData } from "@flexmoe/core";
+import {
+  ErrorCode,
+  fullModelParams,
+  type ClientToServerEvents,
+  type ErrorCode as Code,
+  type ServerToClientEvents,
+  type SocketData,
+} from "@flexmoe/core";
 import { modelLayout, modelSpec } from "@flexmoe/model/spec";
 import { viewOf, type ClientRecord, type PersistedClient } from "./clients.ts";
 import type { Clock } from "./clock.ts";
 import type { ResolvedConfig } from "./config.ts";
 import type { ShardStore } from "./data/shards.ts";
 import { Federation, type FederationState, type RoundRecord, type RunSnapshot } from "./federation.ts";
-import { CLIENT_EVENTS, RejectStats, TokenBucket, type RejectedCounts } from "./guard.ts";
+import {
+  boundedParser,
+  CLIENT_EVENTS,
+  ConnectionCounter,
+  DEFAULT_NET_LIMITS,
+  KeyedBuckets,
+  originOf,
+  RejectStats,
+  TokenBucket,
+  type NetLimits,
+  type RejectedCounts,
+} from "./guard.ts";
 import { clientRoom, createClientHandlers, type FlexSocket } from "./handlers/client.handlers.ts";
 import { createAdminHandler } from "./handlers/admin.handlers.ts";
 import { DashboardHub } from "./dashboard/hub.ts";
+import { listedClients } from "./dashboard/state.ts";
 import { modelJson, roundsCsv, weightsBin } from "./export.ts";
 import type { Logger } from "./logger.ts";
 
@@ -35,7 +54,7 @@ export interface AppDeps {
   onRoundClosed?: (record: RoundRecord, run: RunSnapshot) => void;
   /** Client registry restored from the store (tokens survive a restart). */
   initialClients?: readonly PersistedClient[];
-  onClientAdded?: (client: ClientRecord, run: RunSnapshot) => void;
+  onClientAdded?: (client: ClientRecord) => void;
   onReset?: (run: RunSnapshot) => void;
   /** Bearer token for `POST /api/admin`; without one the admin endpoint answers UNAUTHORIZED. */
   adminToken?: string;
@@ -43,6 +62,13 @@ export interface AppDeps {
   joinUrls?: () => readonly string[];
   /** Serve over TLS (PEM strings): the page, the API and Socket.IO. */
   tls?: { key: string; cert: string };
+  /** Network bounds (per address, parser); defaults in guard.ts. */
+  limits?: Partial<NetLimits>;
+  /**
+   * Origins (or URLs) a browser page may connect from, besides loopback ones (any port): the join
+   * URLs and `--allow-origin`. Read on every check. Requests without an Origin header are allowed.
+   */
+  allowedOrigins?: () => readonly string[];
 }
 
 export interface App {
@@ -58,10 +84,38 @@ export function createApp(deps: AppDeps): App {
   const log = deps.logger;
   const web = express();
   const http = deps.tls ? createHttpsServer({ key: deps.tls.key, cert: deps.tls.cert }, web) : createServer(web);
+  const limits: NetLimits = { ...DEFAULT_NET_LIMITS, ...deps.limits };
+  const originAllowed = (origin: string | undefined): boolean => {
+    if (origin === undefined) return true; // not a browser page (socket.io-client in Node, curl, flexmoe admin)
+    const o = originOf(origin);
+    if (o === null) return false; // "null" (sandboxed frames, file://) and garbage
+    if (LOOPBACK.has(new URL(o).hostname)) return true;
+    return (deps.allowedOrigins?.() ?? []).some((a) => originOf(a) === o);
+  };
+  const connections = new ConnectionCounter(limits.connectionsPerIp);
+  const joinsPerIp = new KeyedBuckets(limits.joinBurstPerIp, limits.joinPerSecPerIp, deps.clock);
   // Weight frames are binary: allow one full model in float32 plus headroom, nothing more.
   const io = new Server<ClientToServerEvents, ServerToClientEvents, Record<string, never>, SocketData>(http, {
     maxHttpBufferSize: maxFrameBytes(deps.config.preset, deps.config.experts),
     serveClient: false,
+    parser: boundedParser(limits, deps.clock),
+    // Handshakes only (engine.io's verify): a page on another origin, or one address over its cap, is refused.
+    allowRequest: (req, done) => {
+      if (!originAllowed(req.headers.origin)) {
+        log.warn({ origin: String(req.headers.origin).slice(0, 200) }, "socket from a foreign origin refused (see --allow-origin)");
+        done("origin not allowed", false);
+      } else if (connections.full(addressOf(req.socket.remoteAddress))) done("too many connections from this address", false);
+      else done(null, true);
+    },
+  });
+  // The strict count: handshakes that passed allowRequest together may still overshoot; close those.
+  io.engine.on("connection", (raw: { remoteAddress: string; close(): void; once(ev: "close", fn: () => void): void }) => {
+    const ip = addressOf(raw.remoteAddress);
+    if (!connections.add(ip)) {
+      raw.close();
+      return;
+    }
+    raw.once("close", () => connections.remove(ip));
   });
 
   const federation: Federation = new Federation({
@@ -87,7 +141,13 @@ export function createApp(deps: AppDeps): App {
   });
   const rejected = new RejectStats();
 
-  const dashboard = new DashboardHub(io as unknown as Server, federation, deps.clock, deps.joinUrls ?? (() => []));
+  const dashboard = new DashboardHub(
+    io as unknown as Server,
+    federation,
+    deps.clock,
+    deps.joinUrls ?? (() => []),
+    log.child({ module: "dashboard" }),
+  );
 
   io.on("connection", (socket: FlexSocket) => {
     const socketLog = log.child({ socket: socket.id });
@@ -101,7 +161,9 @@ export function createApp(deps: AppDeps): App {
       socketLog.debug({ event: String(event).slice(0, 64) }, "unknown event ignored");
     });
     const limiter = new TokenBucket(deps.config.rateLimit.burst, deps.config.rateLimit.perSec, deps.clock);
-    const h = createClientHandlers({ federation, socket, log: socketLog, guard: { limiter, stats: rejected } });
+    const ip = addressOf(socket.handshake.address);
+    const joinLimiter = { take: () => joinsPerIp.take(ip) };
+    const h = createClientHandlers({ federation, socket, log: socketLog, guard: { limiter, joinLimiter, stats: rejected } });
     socket.on("client:join", h.join);
     socket.on("client:ready", h.ready);
     socket.on("update:submit", h.submit);
@@ -112,6 +174,12 @@ export function createApp(deps: AppDeps): App {
     log.warn({ code: err.code, msg: err.message }, "engine connection error"),
   );
 
+  web.disable("x-powered-by");
+  // A page on another origin gets nothing from the API (the page's own requests carry no Origin or an allowed one).
+  web.use("/api", (req, res, next) => {
+    if (originAllowed(req.get("origin"))) return next();
+    sendError(res, 403, ErrorCode.UNAUTHORIZED, "origin not allowed");
+  });
   web.get("/api/status", (_req, res) => {
     res.json(statusOf(federation, rejected.snapshot()));
   });
@@ -142,6 +210,7 @@ export function createApp(deps: AppDeps): App {
     }
     res.type("application/octet-stream").send(Buffer.from(deps.shards.bytes(shard)));
   });
+  web.use("/api", (req, res) => sendError(res, 404, ErrorCode.INVALID_PAYLOAD, `${req.method} ${req.path}: no such API route`));
   if (deps.webRoot && existsSync(path.join(deps.webRoot, "index.html"))) {
     const root = deps.webRoot;
     web.get("/dashboard", (_req, res) => res.sendFile(path.join(root, "dashboard.html")));
@@ -151,6 +220,20 @@ export function createApp(deps: AppDeps): App {
       res.type("text/plain").send("FLEX-MoE coordinator is running, but the web client is not built: run `npm run build`.\n");
     });
   }
+
+  web.use((req, res) => sendError(res, 404, ErrorCode.INVALID_PAYLOAD, `${req.method} ${req.path}: not found`));
+  // Last: every error answers JSON, never Express's HTML page with a stack trace and absolute paths.
+  web.use((e: unknown, req: Request, res: Response, next: NextFunction) => {
+    if (res.headersSent) return next(e);
+    const status = httpStatusOf(e);
+    if (status === 413) return sendError(res, 413, ErrorCode.TOO_LARGE, "request body too large");
+    if (status >= 400 && status < 500) {
+      const why = (e as { type?: unknown }).type === "entity.parse.failed" ? "body is not valid JSON" : "bad request";
+      return sendError(res, 400, ErrorCode.INVALID_PAYLOAD, why);
+    }
+    log.error({ err: e, path: req.path }, "request failed");
+    sendError(res, 500, ErrorCode.INTERNAL, "internal error");
+  });
 
   return {
     http,
@@ -171,13 +254,34 @@ export function createApp(deps: AppDeps): App {
   };
 }
 
+const LOOPBACK: ReadonlySet<string> = new Set(["localhost", "127.0.0.1", "[::1]"]);
+
+/** IPv4 peers on a dual-stack socket arrive as ::ffff:a.b.c.d; count them as a.b.c.d. */
+function addressOf(remote: string | undefined): string {
+  return (remote ?? "unknown").replace(/^::ffff:/, "");
+}
+
+function sendError(res: Response, status: number, code: Code, message: string): void {
+  res.status(status).json({ ok: false, error: { code, message } });
+}
+
+function httpStatusOf(e: unknown): number {
+  const s = (e as { status?: unknown; statusCode?: unknown } | null)?.status ?? (e as { statusCode?: unknown } | null)?.statusCode;
+  return typeof s === "number" && Number.isInteger(s) ? s : 500;
+}
+
 /** One full model in float32 plus 25% and 1 MiB of headroom for the frame header and metadata. */
 export function maxFrameBytes(preset: "cnn" | "dense", experts: number): number {
   return Math.ceil(fullModelParams(modelLayout(modelSpec(preset, experts))) * 4 * 1.25) + (1 << 20);
 }
 
+/** /api/status lists at most this many clients (online first) and rounds (the latest); the rest is counted. */
+export const STATUS_CLIENTS = 200;
+export const STATUS_ROUNDS = 100;
+
 export function statusOf(f: Federation, rejected?: RejectedCounts) {
   const s = f.snapshot;
+  const all = f.clientList();
   return {
     ...(rejected && { rejected }),
     runId: s.runId,
@@ -185,9 +289,15 @@ export function statusOf(f: Federation, rejected?: RejectedCounts) {
     currentRound: f.currentRound,
     phase: f.phase,
     experts: f.spec.experts,
-    clients: f.clientList().map(viewOf),
+    totals: {
+      clients: all.length,
+      online: all.filter((c) => c.online).length,
+      ready: all.filter((c) => c.ready).length,
+      rounds: s.history.length,
+    },
+    clients: listedClients(all, STATUS_CLIENTS).map(viewOf),
     deficit: s.deficit,
-    history: s.history.map((h) => ({
+    history: s.history.slice(-STATUS_ROUNDS).map((h) => ({
       round: h.round,
       participants: h.participants,
       durationMs: h.closedAt - h.startedAt,
@@ -201,7 +311,8 @@ export function statusOf(f: Federation, rejected?: RejectedCounts) {
       maxVio: h.maxVio,
       starved: h.starved,
       reason: h.reason,
-      assigned: h.assigned,
+      // Bounded like the client list; the full log is in /api/export/rounds.csv.
+      assigned: Object.fromEntries(Object.entries(typeof h.assigned === "object" && h.assigned ? h.assigned : {}).slice(0, STATUS_CLIENTS)),
     })),
   };
 }

@@ -31,18 +31,23 @@ export interface PersistedClient {
   accuracy: number | null;
 }
 
-/** The one mapping of a client to what the dashboard and /api/status show. */
+const num = (v: unknown): number => (typeof v === "number" && Number.isFinite(v) ? v : 0);
+
+/**
+ * The one mapping of a client to what the dashboard and /api/status show. Numbers are checked, so a
+ * malformed restored record cannot throw on a dashboard connection.
+ */
 export function viewOf(c: ClientRecord): DashboardClient {
   return {
     id: c.id,
     label: c.label ?? null,
     backend: c.backend,
-    capacity: c.capacity,
-    experts: [...c.experts],
+    capacity: num(c.capacity),
+    experts: Array.isArray(c.experts) ? c.experts.map(num) : [],
     online: c.online,
     ready: c.ready,
-    lastRound: c.lastRound,
-    accuracy: c.accuracy,
+    lastRound: num(c.lastRound),
+    accuracy: typeof c.accuracy === "number" && Number.isFinite(c.accuracy) ? c.accuracy : null,
   };
 }
 

@@ -83,8 +83,8 @@ export interface FederationDeps {
   broadcast: (summary: RoundSummary) => void;
   /** After every applied round, before the broadcast (persistence hooks in here). */
   onRoundClosed?: (record: RoundRecord, run: RunSnapshot) => void;
-  /** A new client registered (its token must outlive a restart). */
-  onClientAdded?: (client: ClientRecord, run: RunSnapshot) => void;
+  /** A new client registered (its token must outlive a restart; the store appends it, O(1) per join). */
+  onClientAdded?: (client: ClientRecord) => void;
   /** An admin reset replaced the state with a fresh run (so the store forgets the old one). */
   onReset?: (run: RunSnapshot) => void;
   initial?: FederationState;
@@ -172,7 +172,7 @@ export class Federation {
       return protocolError(ErrorCode.UNKNOWN_TOKEN, "token not issued by this coordinator; join without one");
     const capacity = Math.min(req.capacity, this.cfg.maxCapacity);
     const { record: rec, isNew } = this.clients.admit(req, capacity, this.deps.newToken);
-    if (isNew) this.deps.onClientAdded?.(rec, this.run());
+    if (isNew) this.deps.onClientAdded?.(rec);
     this.log.info({ client: rec.id, capacity, backend: req.backend }, "client joined");
     return {
       ok: true,

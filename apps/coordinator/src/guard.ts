@@ -1,9 +1,11 @@
 /**
- * Defences at the socket boundary: a token bucket per connection and counters of what was turned
- * away (exposed in /api/status as `rejected`).
+ * Defences at the socket boundary: token buckets per connection and per address, live connections
+ * per address, a bounded Socket.IO parser, and counters of what was turned away (exposed in
+ * /api/status as `rejected`).
  */
 import type { ErrorCode } from "@flexmoe/core";
-import type { Clock } from "./clock.ts";
+import { Decoder, Encoder, PacketType } from "socket.io-parser";
+import type { Clock, TimerHandle } from "./clock.ts";
 
 /** Events a client may send; anything else is ignored and counted. */
 export const CLIENT_EVENTS: ReadonlySet<string> = new Set(["client:join", "client:ready", "update:submit"]);
@@ -58,4 +60,132 @@ export class RejectStats {
   snapshot(): RejectedCounts {
     return { total: this.total, byCode: Object.fromEntries(this.byCode), unknownEvents: this.unknown };
   }
+}
+
+/** Network-level bounds. Defaults are sized for a classroom behind one NAT address. */
+export interface NetLimits {
+  /** Live Engine.IO connections per remote address. */
+  connectionsPerIp: number;
+  /** `client:join` token bucket per remote address (a per-connection bucket is bypassed by opening more). */
+  joinBurstPerIp: number;
+  joinPerSecPerIp: number;
+  /** Binary attachments per Socket.IO packet: the protocol sends at most one (the weight frame). */
+  maxAttachments: number;
+  /** A text packet larger than this drops the connection (protocol text is metadata; weights are binary). */
+  maxTextPacketBytes: number;
+  /** How long a binary packet's header may wait for its attachment before the connection is dropped. */
+  partialPacketMs: number;
+}
+
+export const DEFAULT_NET_LIMITS: NetLimits = {
+  connectionsPerIp: 64,
+  joinBurstPerIp: 64,
+  joinPerSecPerIp: 2,
+  maxAttachments: 1,
+  maxTextPacketBytes: 64 * 1024,
+  partialPacketMs: 120_000,
+};
+
+/** Live connections per key (remote address). */
+export class ConnectionCounter {
+  private readonly live = new Map<string, number>();
+  constructor(private readonly cap: number) {}
+  full(key: string): boolean {
+    return (this.live.get(key) ?? 0) >= this.cap;
+  }
+  /** Count one more; false (and not counted) when the key is at the cap. */
+  add(key: string): boolean {
+    if (this.full(key)) return false;
+    this.live.set(key, (this.live.get(key) ?? 0) + 1);
+    return true;
+  }
+  remove(key: string): void {
+    const n = (this.live.get(key) ?? 0) - 1;
+    if (n > 0) this.live.set(key, n);
+    else this.live.delete(key);
+  }
+  count(key: string): number {
+    return this.live.get(key) ?? 0;
+  }
+}
+
+/** One token bucket per key; idle keys are forgotten once their bucket would be full again. */
+export class KeyedBuckets {
+  private readonly buckets = new Map<string, { bucket: TokenBucket; last: number }>();
+  constructor(
+    private readonly burst: number,
+    private readonly perSec: number,
+    private readonly clock: Clock,
+  ) {}
+  take(key: string): boolean {
+    const now = this.clock.now();
+    let entry = this.buckets.get(key);
+    if (!entry) {
+      if (this.buckets.size >= 4096) this.sweep(now);
+      entry = { bucket: new TokenBucket(this.burst, this.perSec, this.clock), last: now };
+      this.buckets.set(key, entry);
+    }
+    entry.last = now;
+    return entry.bucket.take();
+  }
+  private sweep(now: number): void {
+    const refillMs = (this.burst / this.perSec) * 1000;
+    for (const [k, e] of this.buckets) if (now - e.last >= refillMs) this.buckets.delete(k);
+  }
+}
+
+/** "http://host:port" as the browser writes it in `Origin`, or null when `url` is not one. */
+export function originOf(url: string): string | null {
+  try {
+    const u = new URL(url);
+    return u.protocol === "http:" || u.protocol === "https:" ? u.origin : null;
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * Socket.IO's parser with bounds: at most `maxAttachments` binaries per packet, text packets of at
+ * most `maxTextPacketBytes`, and a binary packet's header may wait at most `partialPacketMs` for its
+ * attachments. A violation drops that connection (Socket.IO closes a client whose decoder throws).
+ */
+export function boundedParser(limits: NetLimits, clock: Clock) {
+  class BoundedDecoder extends Decoder {
+    private partial: TimerHandle | null = null;
+
+    constructor() {
+      super({ maxAttachments: limits.maxAttachments });
+      this.on("decoded", () => this.settle());
+    }
+
+    override add(obj: unknown): void {
+      if (typeof obj === "string" && obj.length > limits.maxTextPacketBytes)
+        throw new Error(`text packet of ${obj.length} bytes (limit ${limits.maxTextPacketBytes})`);
+      super.add(obj);
+      const type = typeof obj === "string" ? Number(obj.charAt(0)) : -1;
+      if ((type === PacketType.BINARY_EVENT || type === PacketType.BINARY_ACK) && !this.partial)
+        this.partial = clock.timeout(limits.partialPacketMs, () => this.expire());
+    }
+
+    override destroy(): void {
+      this.settle();
+      super.destroy();
+    }
+
+    private settle(): void {
+      this.partial?.cancel();
+      this.partial = null;
+    }
+
+    /**
+     * Free the held header, then hand Socket.IO's Client a packet it answers by closing the
+     * connection (a CONNECT_ERROR from a client is an invalid state: client.js `ondecoded`).
+     */
+    private expire(): void {
+      this.partial = null;
+      super.destroy();
+      this.emitReserved("decoded", { type: PacketType.CONNECT_ERROR, nsp: "/" });
+    }
+  }
+  return { Encoder, Decoder: BoundedDecoder };
 }

@@ -16,6 +16,7 @@ import { loadMnist } from "./data/mnist.ts";
 import { ShardStore } from "./data/shards.ts";
 import { openRun, persistenceHooks } from "./store/persist.ts";
 import { FileRunStore } from "./store/store.ts";
+import { originOf, type NetLimits } from "./guard.ts";
 import { loadOrCreateSelfSigned, loadProvidedCert, type TlsMaterial } from "./tls.ts";
 
 // qrcode-terminal ships no types; required through createRequire so no ambient declaration is needed anywhere.
@@ -36,6 +37,10 @@ export interface ServeOptions {
   /** Default: FLEXMOE_ADMIN_TOKEN, else random (printed). */
   adminToken?: string;
   logLevel: string;
+  /** Browser origins accepted besides loopback and the printed join URLs. */
+  allowOrigins?: readonly string[];
+  /** Per-address connection and join limits (defaults in guard.ts). */
+  limits?: Partial<NetLimits>;
   /** Resolves when the coordinator should stop (default: SIGINT or SIGTERM). */
   until?: Promise<void>;
 }
@@ -45,7 +50,20 @@ export async function serve(opts: ServeOptions): Promise<number> {
   const { config } = opts;
   const values = { "data-dir": opts.dataDir, https: opts.https, cert: opts.cert, key: opts.key, host: opts.host };
   const port = opts.port;
+  const extraOrigins = [...(opts.allowOrigins ?? [])];
+  const badOrigin = extraOrigins.find((o) => originOf(o) === null);
+  if (badOrigin !== undefined) {
+    console.error(`flexmoe serve: --allow-origin ${badOrigin} is not an http(s) origin (like http://laptop.local:3000)`);
+    return 2;
+  }
   const store = new FileRunStore(path.resolve(values["data-dir"]));
+  const locked = store.lock();
+  if (!locked.ok) {
+    console.error(`flexmoe serve: ${locked.error.message}`);
+    return 2;
+  }
+  // Every way out of this process releases the dir (SIGKILL leaves a stale lock the next start takes over).
+  process.once("exit", () => store.unlock());
   const resume = openRun(store, config);
   if (!resume.ok) {
     console.error(`flexmoe serve: ${store.dir}: ${resume.error.message}`);
@@ -92,6 +110,8 @@ export async function serve(opts: ServeOptions): Promise<number> {
     onReset: persist.onReset,
     adminToken,
     joinUrls: () => joinUrls,
+    allowedOrigins: () => [...joinUrls, ...extraOrigins],
+    limits: opts.limits ?? {},
     ...(tls ? { tls: { key: tls.key, cert: tls.cert } } : {}),
   });
   try {
@@ -100,6 +120,7 @@ export async function serve(opts: ServeOptions): Promise<number> {
     console.error(`flexmoe serve: cannot write to --data-dir ${store.dir}: ${(e as Error).message}`);
     return 2;
   }
+  if (resume.value.recovered !== undefined) logger.warn({ dataDir: store.dir }, `store recovered: ${resume.value.recovered}`);
   logger.info({ dataDir: store.dir, changed: resume.value.changed }, resume.value.summary);
   const bound = await app.listen(port, values.host);
   joinUrls = printJoinInfo(bound, values.host, tls ? "https" : "http", adminToken);
@@ -116,6 +137,7 @@ export async function serve(opts: ServeOptions): Promise<number> {
       process.once("SIGTERM", stop);
     }));
   await app.close();
+  store.unlock();
   return 0;
 }
 

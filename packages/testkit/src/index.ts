@@ -7,3 +7,5 @@ export * from "./page-server.ts";
 export * from "./app-fixture.ts";
 export * from "./federation-harness.ts";
 export * from "./training-client.ts";
+// Tests that need a bare Socket.IO client take it from here, so the server's package lists no client library.
+export { io, type Socket } from "socket.io-client";

@@ -9,6 +9,7 @@ import { afterEach, describe, expect, it, vi } from "vitest";
 import { createRng, encodeTensors, type ErrorCode, type NamedTensor } from "@flexmoe/core";
 import { maxFrameBytes, type statusOf } from "../app.ts";
 import type { CoordinatorConfig } from "../config.ts";
+import type { NetLimits } from "../guard.ts";
 import { AppFixture, fingerprint, type SyntheticClient } from "@flexmoe/testkit";
 
 const ADMIN = "the-right-admin-token-0123456789";
@@ -16,8 +17,8 @@ const ADMIN = "the-right-admin-token-0123456789";
 const fixture = new AppFixture();
 afterEach(() => fixture.closeAll());
 
-async function start(overrides: CoordinatorConfig = {}) {
-  const t = await fixture.start({ config: { roundTimeoutSec: 120, ...overrides }, deps: { adminToken: ADMIN } });
+async function start(overrides: CoordinatorConfig = {}, limits: Partial<NetLimits> = {}) {
+  const t = await fixture.start({ config: { roundTimeoutSec: 120, ...overrides }, deps: { adminToken: ADMIN, limits } });
   const client = (capacity: number, autoSubmit = false) => t.client({ capacity, autoSubmit });
   return { ...t, client };
 }
@@ -26,8 +27,11 @@ type Expect = ErrorCode | "ignored";
 
 describe("fuzz", () => {
   it("answers 1,000+ hostile messages with typed errors and leaves model, Q and history untouched", async () => {
-    // The limiter has its own test below; here every message must reach validation.
-    const { app, url, client, config } = await start({ rateLimit: { burst: 100_000, perSec: 100_000 } });
+    // The limiters have their own tests (below, and per address in flood.test.ts); here every message must reach validation.
+    const { app, url, client, config } = await start(
+      { rateLimit: { burst: 100_000, perSec: 100_000 } },
+      { joinBurstPerIp: 100_000, joinPerSecPerIp: 100_000 },
+    );
     const a = client(2);
     const b = client(2);
     await Promise.all([a.join(), b.join()]);
@@ -53,8 +57,7 @@ describe("fuzz", () => {
     const send = async (who: SyntheticClient, event: string, payload: unknown, want: Expect, label: string) => {
       tally.set(label, (tally.get(label) ?? 0) + 1);
       if (want === "ignored") {
-        // Events outside the typed map, sent without an ack: the server must ignore them.
-        (who.socket as unknown as { emit(e: string, p: unknown): void }).emit(event, payload);
+        who.socket.emit(event as "client:ready", payload as { ready: boolean }, () => {}); // never answered: ignored
         unknownSent++;
         return;
       }
@@ -258,9 +261,11 @@ describe("fuzz", () => {
     // A message beyond Socket.IO's maxHttpBufferSize: that connection is dropped, nothing else happens.
     const flooder = client(2);
     await vi.waitFor(() => expect(flooder.socket.connected).toBe(true));
-    // Sent without an ack on purpose (the typed map requires one): the connection drops before any answer.
-    const raw = flooder.socket as unknown as { emit(event: string, payload: unknown): void };
-    raw.emit("update:submit", { ...good, weights: new Uint8Array(maxFrameBytes(config.preset, config.experts) + 1024) });
+    flooder.socket.emit(
+      "update:submit",
+      { ...good, weights: new Uint8Array(maxFrameBytes(config.preset, config.experts) + 1024) },
+      () => {}, // never called: the connection drops
+    );
     await vi.waitFor(() => expect(flooder.socket.connected).toBe(false), { timeout: 5_000 });
     tally.set("oversized message", 1);
 

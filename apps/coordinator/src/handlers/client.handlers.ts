@@ -29,7 +29,13 @@ export const clientRoom = (clientId: string): string => `client:${clientId}`;
 
 /** Per-connection defences: a rate limit checked before parsing, and counters of rejections. */
 export interface Guard {
-  limiter?: TokenBucket;
+  limiter?: Pick<TokenBucket, "take">;
+  /**
+   * New registrations (client:join without a token) from this connection's address, shared by all
+   * its connections. Rejoins with a token are not charged: they add nothing to the registry, and a
+   * whole class reconnects at once after a coordinator restart.
+   */
+  joinLimiter?: Pick<TokenBucket, "take">;
   stats?: RejectStats;
 }
 
@@ -55,7 +61,7 @@ export function withValidation<S extends z.ZodType, T>(
     let res: AckResult<T>;
     const parsed = guard.limiter && !guard.limiter.take() ? null : schema.safeParse(payload);
     if (parsed === null) {
-      res = protocolError(ErrorCode.RATE_LIMITED, `${event}: too many requests on this connection; slow down`);
+      res = protocolError(ErrorCode.RATE_LIMITED, `${event}: too many requests from this connection or address; slow down`);
     } else if (!parsed.success) {
       res = protocolError(ErrorCode.INVALID_PAYLOAD, `${event}: ${issueText(parsed.error, "payload")}`);
     } else {
@@ -91,6 +97,8 @@ export function createClientHandlers(deps: { federation: Federation; socket: Fle
             `protocol ${req.protocol} not supported (server speaks ${PROTOCOL_VERSION})`,
           );
         if (joined()) return protocolError(ErrorCode.INVALID_PAYLOAD, "already joined on this connection");
+        if (req.token === undefined && guard.joinLimiter && !guard.joinLimiter.take())
+          return protocolError(ErrorCode.RATE_LIMITED, "client:join: too many new clients from this address; slow down");
         const res = federation.join(req);
         if (res.ok) {
           socket.data.clientId = res.value.clientId;

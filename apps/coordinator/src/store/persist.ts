@@ -16,6 +16,8 @@ export interface Resume {
   /** Human-readable: "new run" or "resuming run X after round N". */
   summary: string;
   changed: string[];
+  /** The store fell back to an older copy or skipped damaged entries: what and why (log it as a warning). */
+  recovered?: string;
 }
 
 /** Read the store and check it against `config`; an empty store is a new run. */
@@ -31,6 +33,7 @@ export function openRun(store: RunStore, config: ResolvedConfig): Result<Resume,
     initialClients: clients,
     summary: `resuming run ${initial.runId} after round ${initial.round} (${clients.length} known clients)`,
     changed,
+    ...(loaded.value.recovered !== undefined && { recovered: loaded.value.recovered }),
   });
 }
 
@@ -64,12 +67,26 @@ export function persistenceHooks(deps: { store: RunStore; clock: Clock; logger: 
         log.error({ err: e, runId: run.state.runId }, "checkpoint of the reset run not saved");
       }
     },
-    onClientAdded: (client: ClientRecord, run: RunSnapshot): void => {
+    onClientAdded: (client: ClientRecord): void => {
       try {
-        deps.store.saveClients(run.clients);
+        deps.store.addClient(persistedOf(client));
       } catch (e) {
         log.error({ err: e, client: client.id }, "client registry not saved");
       }
     },
+  };
+}
+
+/** The part of a client that survives a restart (as Federation.registry() lists it). */
+export function persistedOf(c: ClientRecord): PersistedClient {
+  return {
+    id: c.id,
+    token: c.token,
+    shard: c.shard,
+    capacity: c.capacity,
+    backend: c.backend,
+    label: c.label ?? null,
+    lastRound: c.lastRound,
+    accuracy: c.accuracy,
   };
 }

@@ -78,7 +78,26 @@ function stopChild(p: ChildProcess, signal: NodeJS.Signals = "SIGTERM"): Promise
 async function startCoordinator(args: string[], dataDir: string): Promise<{ proc: ChildProcess; url: string }> {
   const proc = spawn(
     process.execPath,
-    [BIN, "serve", "--port", "0", "--host", "127.0.0.1", "--data-dir", dataDir, "--log-level", "warn", ...args],
+    // Every bench client comes from 127.0.0.1: lift the per-address limits a classroom default sets.
+    [
+      BIN,
+      "serve",
+      "--port",
+      "0",
+      "--host",
+      "127.0.0.1",
+      "--data-dir",
+      dataDir,
+      "--log-level",
+      "warn",
+      "--max-conn-per-ip",
+      "1000000",
+      "--join-burst-per-ip",
+      "1000000",
+      "--join-rate-per-ip",
+      "1000000",
+      ...args,
+    ],
     { cwd: ROOT, stdio: ["ignore", "pipe", "pipe"] },
   );
   let out = "";

@@ -39,7 +39,13 @@ const HELP = `usage: flexmoe serve [options]
   --wire <dtype>          float32 | float16 (default float32)
   --quorum <n>            a round with fewer updates is not applied, and is redone (default 1)
 ${knobHelp(SHARED, { experts: 8, strategy: "flex", fitness: "acc", "alpha-l": 1, beta: 0.5, q0: 1, slack: 0, partition: "dirichlet:0.8", epochs: 1, "batch-size": 32, lr: 0.005, seed: 1, aggregator: "mean", trim: 0.2, clip: 0, "clip-factor": 3, preset: "cnn", "test-fraction": 0.2 })}
-  --data-dir <dir>        where state is kept (default ./.flexmoe); an existing run there is resumed
+  --data-dir <dir>        where state is kept (default ./.flexmoe); an existing run there is resumed;
+                          one coordinator per dir (run.lock)
+  --allow-origin <url>    also accept browser pages from this origin (repeatable; default: loopback and
+                          the printed join URLs)
+  --max-conn-per-ip <n>   live connections per remote address (default 64: a classroom behind one NAT)
+  --join-burst-per-ip <n> new clients (joins without a token) an address may register at once
+  --join-rate-per-ip <x>  (default 64), refilled at this many per second (default 2); beyond: RATE_LIMITED
   --https                 serve over TLS (self-signed certificate kept in <data-dir>/tls/, made on first start)
   --cert <file> --key <file>  a real certificate and key (PEM) for --https
   --admin-token <t>       admin token for the dashboard and \`flexmoe admin\` (default: random, printed;
@@ -67,6 +73,10 @@ export function serveConfig(argv: string[]) {
       wire: { type: "string" },
       quorum: { type: "string" },
       "data-dir": { type: "string", default: ".flexmoe" },
+      "allow-origin": { type: "string", multiple: true },
+      "max-conn-per-ip": { type: "string" },
+      "join-burst-per-ip": { type: "string" },
+      "join-rate-per-ip": { type: "string" },
       https: { type: "boolean", default: false },
       cert: { type: "string" },
       key: { type: "string" },
@@ -79,7 +89,7 @@ export function serveConfig(argv: string[]) {
   const knob = <K extends (typeof SHARED)[number]>(k: K) => (values[k] === undefined ? undefined : parseKnob(k, values[k]));
   const opt = <T>(key: string, v: T | undefined): Record<string, T> => (v === undefined ? {} : { [key]: v });
   const int = (flag: string, min: number, max: number): number | undefined => {
-    const raw = (values as Record<string, string | boolean | undefined>)[flag];
+    const raw = (values as unknown as Record<string, string | boolean | undefined>)[flag];
     return raw === undefined ? undefined : intFlag(flag, String(raw), 0, min, max);
   };
   if (values.dataset !== undefined && values.dataset !== "mnist")
@@ -122,7 +132,15 @@ export function serveConfig(argv: string[]) {
     },
   };
   if ((values.cert === undefined) !== (values.key === undefined)) throw new UsageError("--cert and --key go together");
-  return { values, config, port: intFlag("port", values.port, 3000, 0, 65_535) };
+  const limits = {
+    ...opt("connectionsPerIp", int("max-conn-per-ip", 1, 10_000_000)),
+    ...opt("joinBurstPerIp", int("join-burst-per-ip", 1, 10_000_000)),
+    ...opt(
+      "joinPerSecPerIp",
+      values["join-rate-per-ip"] === undefined ? undefined : numFlag("join-rate-per-ip", values["join-rate-per-ip"], 0, 0.001, 1e9),
+    ),
+  };
+  return { values, config, limits, port: intFlag("port", values.port, 3000, 0, 65_535) };
 }
 
 export async function runServe(argv: string[]): Promise<number> {
@@ -150,5 +168,7 @@ export async function runServe(argv: string[]): Promise<number> {
     ...(v.key !== undefined && { key: v.key }),
     ...(v["admin-token"] !== undefined && { adminToken: v["admin-token"] }),
     logLevel: v["log-level"],
+    allowOrigins: v["allow-origin"] ?? [],
+    limits: parsed.limits,
   });
 }

@@ -1,7 +1,8 @@
 /**
  * Dashboard entry (/dashboard): renders every `dashboard:state` pushed on the `/dashboard`
  * namespace (no polling). With `#admin=<token>` (the link the coordinator prints) the controls
- * appear; they send `POST /api/admin` with the token as a Bearer credential.
+ * appear; they send `POST /api/admin` with the token as a Bearer credential. The token moves from
+ * the address bar to sessionStorage at once: the dashboard is projected in front of the class.
  */
 import "../style.css";
 import "./dashboard.css";
@@ -44,7 +45,12 @@ function renderJoin(s: DashboardState): void {
 }
 
 function renderClients(s: DashboardState): void {
-  const body = $<HTMLTableElement>("clients").tBodies[0]!;
+  const table = $<HTMLTableElement>("clients");
+  const body = table.tBodies[0]!;
+  // The server lists a bounded number (online first); say so when there are more.
+  const hidden = s.totals.clients - s.clients.length;
+  if (hidden > 0) table.createCaption().textContent = `${s.clients.length} of ${s.totals.clients} clients shown (online first)`;
+  else table.deleteCaption();
   const rows = s.clients.map((c) => {
     const tr = document.createElement("tr");
     tr.dataset.client = c.id;
@@ -71,7 +77,7 @@ function render(s: DashboardState): void {
   $("round").textContent = String(s.round);
   $("round-limit").textContent = s.rounds > 0 ? ` / ${s.rounds}` : "";
   $("strategy").textContent = s.strategy;
-  $("online").textContent = String(s.clients.filter((c) => c.online).length);
+  $("online").textContent = String(s.totals.online);
   document.body.dataset.round = String(s.round);
   renderJoin(s);
   charts.update(s);
@@ -96,8 +102,32 @@ socket.on("disconnect", () => {
   el.dataset.connected = "false";
 });
 
+const ADMIN_KEY = "flexmoe.adminToken";
+
+/** The admin token: from `#admin=` (then stored for this tab and removed from the URL), or from this tab's storage. */
+function takeAdminToken(): string | null {
+  const params = new URLSearchParams(location.hash.slice(1));
+  const fromHash = params.get("admin");
+  if (fromHash) {
+    try {
+      sessionStorage.setItem(ADMIN_KEY, fromHash);
+    } catch {
+      // Storage refused (private mode): the token still works until the page is reloaded.
+    }
+    params.delete("admin");
+    const rest = params.toString();
+    history.replaceState(history.state, "", `${location.pathname}${location.search}${rest ? `#${rest}` : ""}`);
+    return fromHash;
+  }
+  try {
+    return sessionStorage.getItem(ADMIN_KEY);
+  } catch {
+    return null;
+  }
+}
+
 // Admin controls: only with the token from the coordinator's start-up output.
-const token = new URLSearchParams(location.hash.slice(1)).get("admin");
+const token = takeAdminToken();
 if (token) {
   $("admin").hidden = false;
   const msg = $("admin-msg");

@@ -112,8 +112,12 @@ export interface DashboardState {
   minClients: number;
   /** URLs a volunteer can open to join (the first is the one for the QR code). */
   joinUrls: string[];
+  /** At most a few hundred: online clients first (see `totals` for the whole registry). */
   clients: DashboardClient[];
+  /** The last few hundred completed rounds (`totals.rounds` counts all of them). */
   history: DashboardRound[];
+  /** Sizes of the whole run, so a bounded snapshot still tells how much there is. */
+  totals: { clients: number; online: number; ready: number; rounds: number };
   /** The fitness matrix Q for `fitness.clients` (rows) x experts. */
   fitness: { clients: string[]; q: number[][] };
   /** Experts per client in the open round, or the last completed one. */
