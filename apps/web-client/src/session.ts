@@ -4,7 +4,9 @@
  * held-out split, train locally, upload backbone + assigned experts and per-expert feedback.
  */
 import {
+  clientManifest,
   createRng,
+  splitClientTensors,
   decodeShard,
   decodeTensors,
   encodeTensors,
@@ -21,7 +23,7 @@ import {
   type Shard,
 } from "@flexmoe/core";
 import { MoeTrainer } from "@flexmoe/model";
-import { backboneManifest, expertManifest, initGate, modelSpec, type ModelSpec } from "@flexmoe/model/spec";
+import { initGate, modelLayout, modelSpec, type ModelSpec } from "@flexmoe/model/spec";
 import { io, type Socket } from "socket.io-client";
 import type { TfBackend } from "./backend.ts";
 import { loadGate, loadToken, saveGate, saveToken } from "./storage.ts";
@@ -142,19 +144,13 @@ export class Session {
       this.on.round(start.round, start.experts);
       this.on.state("training", `round ${start.round}`);
       this.on.progress(0);
-      const manifest = [...backboneManifest(spec), ...start.experts.flatMap((e) => expertManifest(spec, e))];
-      const decoded = decodeTensors(toBytes(start.weights), manifest);
+      const layout = modelLayout(spec);
+      const decoded = decodeTensors(toBytes(start.weights), clientManifest(layout, start.experts));
       if (!decoded.ok) throw new Error(`${decoded.error.code}: ${decoded.error.message}`);
-      const nb = backboneManifest(spec).length;
-      const experts = new Map<number, NamedTensor[]>();
-      let off = nb;
-      for (const e of start.experts) {
-        const n = expertManifest(spec, e).length;
-        experts.set(e, decoded.value.slice(off, off + n));
-        off += n;
-      }
+      const split = splitClientTensors(layout, start.experts, decoded.value);
+      const experts = new Map(split.experts.map((x) => [x.expert, x.tensors]));
       const trainer = (this.trainer ??= new MoeTrainer(spec));
-      trainer.load(decoded.value.slice(0, nb), experts, await this.ensureGate(spec, info.runId));
+      trainer.load(split.backbone, experts, await this.ensureGate(spec, info.runId));
       const evalRes = await trainer.evaluate(shard.test);
       this.on.accuracy(start.round, evalRes.accuracy);
       const t0 = performance.now();
