@@ -31,6 +31,20 @@ export interface PersistedClient {
   accuracy: number | null;
 }
 
+/** The part of a client that survives a restart. */
+export function persistedOf(c: ClientRecord): PersistedClient {
+  return {
+    id: c.id,
+    token: c.token,
+    shard: c.shard,
+    capacity: c.capacity,
+    backend: c.backend,
+    label: c.label ?? null,
+    lastRound: c.lastRound,
+    accuracy: c.accuracy,
+  };
+}
+
 const num = (v: unknown): number => (typeof v === "number" && Number.isFinite(v) ? v : 0);
 
 /**
@@ -88,16 +102,7 @@ export class ClientRegistry {
 
   /** The registry as it should be persisted. */
   persisted(): PersistedClient[] {
-    return [...this.clients.values()].map((c) => ({
-      id: c.id,
-      token: c.token,
-      shard: c.shard,
-      capacity: c.capacity,
-      backend: c.backend,
-      label: c.label ?? null,
-      lastRound: c.lastRound,
-      accuracy: c.accuracy,
-    }));
+    return [...this.clients.values()].map(persistedOf);
   }
 
   list(): readonly ClientRecord[] {

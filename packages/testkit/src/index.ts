@@ -9,3 +9,4 @@ export * from "./federation-harness.ts";
 export * from "./training-client.ts";
 // Tests that need a bare Socket.IO client take it from here, so the server's package lists no client library.
 export { io, type Socket } from "socket.io-client";
+export * from "./serve-process.ts";

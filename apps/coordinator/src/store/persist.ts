@@ -6,6 +6,7 @@ import { err, ok, type Result } from "@flexmoe/core";
 import type { Clock } from "../clock.ts";
 import type { ResolvedConfig } from "../config.ts";
 import type { ClientRecord, FederationState, PersistedClient, RoundRecord, RunSnapshot } from "../federation.ts";
+import { persistedOf } from "../clients.ts";
 import type { Logger } from "../logger.ts";
 import { checkpointOf, restoreCheckpoint, type StoreError } from "./checkpoint.ts";
 import type { RunStore } from "./store.ts";
@@ -74,19 +75,5 @@ export function persistenceHooks(deps: { store: RunStore; clock: Clock; logger: 
         log.error({ err: e, client: client.id }, "client registry not saved");
       }
     },
-  };
-}
-
-/** The part of a client that survives a restart (as Federation.registry() lists it). */
-export function persistedOf(c: ClientRecord): PersistedClient {
-  return {
-    id: c.id,
-    token: c.token,
-    shard: c.shard,
-    capacity: c.capacity,
-    backend: c.backend,
-    label: c.label ?? null,
-    lastRound: c.lastRound,
-    accuracy: c.accuracy,
   };
 }

@@ -3,49 +3,26 @@
  * exits 2 naming the lock file; a flipped bit in the last checkpoint is caught by its checksum and the
  * run resumes from the previous one (with a warning); a SIGKILLed coordinator's stale lock is taken over.
  */
-import { spawn, type ChildProcess } from "node:child_process";
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
-import { fileURLToPath } from "node:url";
 import { afterAll, expect, it, vi } from "vitest";
 import type { statusOf } from "@flexmoe/coordinator";
-import { SyntheticClient, freePort } from "@flexmoe/testkit";
+import { freePort, killServeProcesses, spawnServe, SyntheticClient } from "@flexmoe/testkit";
 
-const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../../../..");
 type Status = ReturnType<typeof statusOf>;
 
-const procs: ChildProcess[] = [];
 const clients: SyntheticClient[] = [];
 const dataDir = mkdtempSync(path.join(tmpdir(), "flexmoe-datadir-"));
 afterAll(() => {
   for (const c of clients) c.close();
-  for (const p of procs) if (p.exitCode === null && p.signalCode === null) p.kill("SIGKILL");
+  killServeProcesses();
   rmSync(dataDir, { recursive: true, force: true });
 });
 
-function spawnServe(args: string[]) {
-  const proc = spawn(process.execPath, [path.join(ROOT, "apps/lab/bin/flexmoe.mjs"), "serve", ...args], {
-    cwd: ROOT,
-    stdio: ["ignore", "pipe", "pipe"],
-  });
-  procs.push(proc);
-  let out = "";
-  proc.stdout!.on("data", (d: Buffer) => (out += d.toString()));
-  proc.stderr!.on("data", (d: Buffer) => (out += d.toString()));
-  const exited = new Promise<number | null>((r) => proc.once("exit", (code) => r(code)));
-  return { proc, output: () => out, exited };
-}
-
 async function serve(args: string[]) {
   const p = spawnServe(args);
-  await vi.waitFor(
-    () => {
-      if (p.proc.exitCode !== null) throw new Error(`coordinator exited ${p.proc.exitCode}:\n${p.output()}`);
-      expect(p.output()).toMatch(/coordinator ready/);
-    },
-    { timeout: 30_000, interval: 50 },
-  );
+  await p.ready();
   return p;
 }
 

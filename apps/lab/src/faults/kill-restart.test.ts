@@ -4,44 +4,27 @@
  * identities, every round any client saw close before the kill must still be there, and rounds
  * must advance past the kill point.
  */
-import { spawn, type ChildProcess } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
-import { fileURLToPath } from "node:url";
 import { afterAll, expect, it, vi } from "vitest";
 import type { statusOf } from "@flexmoe/coordinator";
-import { SyntheticClient, freePort } from "@flexmoe/testkit";
+import { freePort, killServeProcesses, spawnServe, SyntheticClient } from "@flexmoe/testkit";
 
-const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../../../..");
 type Status = ReturnType<typeof statusOf>;
 
-const procs: ChildProcess[] = [];
 const clients: SyntheticClient[] = [];
 const dataDir = mkdtempSync(path.join(tmpdir(), "flexmoe-kill-"));
 afterAll(() => {
   for (const c of clients) c.close();
-  for (const p of procs) if (p.exitCode === null && p.signalCode === null) p.kill("SIGKILL");
+  killServeProcesses();
   rmSync(dataDir, { recursive: true, force: true });
 });
 
-async function serve(args: string[]): Promise<{ proc: ChildProcess; output: () => string }> {
-  const proc = spawn(process.execPath, [path.join(ROOT, "apps/lab/bin/flexmoe.mjs"), "serve", ...args], {
-    cwd: ROOT,
-    stdio: ["ignore", "pipe", "pipe"],
-  });
-  procs.push(proc);
-  let out = "";
-  proc.stdout!.on("data", (d: Buffer) => (out += d.toString()));
-  proc.stderr!.on("data", (d: Buffer) => (out += d.toString()));
-  await vi.waitFor(
-    () => {
-      if (proc.exitCode !== null) throw new Error(`coordinator exited ${proc.exitCode}:\n${out}`);
-      expect(out).toMatch(/coordinator ready/);
-    },
-    { timeout: 30_000, interval: 50 },
-  );
-  return { proc, output: () => out };
+async function serve(args: string[]) {
+  const p = spawnServe(args);
+  await p.ready();
+  return p;
 }
 
 it("survives SIGKILL mid-round: restart resumes from the last completed round and clients carry on", async () => {
