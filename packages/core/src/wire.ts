@@ -16,7 +16,8 @@ import type { NamedTensor, TensorManifest } from "./types.ts";
 export type WireDType = "float32" | "float16";
 
 /** Why a frame was rejected. */
-export type WireErrorCode = "BAD_FRAME" | "NAME_MISMATCH" | "SHAPE_MISMATCH" | "SIZE_MISMATCH" | "NON_FINITE" | "TOO_LARGE";
+export type WireErrorCode =
+  "BAD_FRAME" | "NAME_MISMATCH" | "SHAPE_MISMATCH" | "SIZE_MISMATCH" | "NON_FINITE" | "TOO_LARGE" | "OUT_OF_BOUNDS";
 
 /** A decode failure. */
 export interface WireError {
@@ -28,6 +29,8 @@ export interface WireError {
 export interface DecodeOptions {
   /** Reject frames longer than this many bytes (no limit when omitted). */
   maxBytes?: number;
+  /** Reject a value with |v| above this (OUT_OF_BOUNDS), checked in the same pass as finiteness. */
+  maxAbs?: number;
 }
 
 /** Largest finite float16 magnitude. */
@@ -239,9 +242,12 @@ function decodeUnsafe(frame: Uint8Array, manifest: TensorManifest | undefined, o
     } else {
       for (let j = 0; j < t.size; j++, off += 4) data[j] = view.getFloat32(off, true);
     }
+    const maxAbs = opts.maxAbs ?? Infinity;
     for (let j = 0; j < data.length; j++) {
       const v = data[j] as number;
       if (!Number.isFinite(v)) return fail("NON_FINITE", `tensor ${JSON.stringify(t.name)} has ${v} at index ${j}`);
+      if (v > maxAbs || v < -maxAbs)
+        return fail("OUT_OF_BOUNDS", `tensor ${JSON.stringify(t.name)}: value ${v} at index ${j} is beyond ±${maxAbs}`);
     }
     out.push({ name: t.name, shape: t.shape, data });
   }

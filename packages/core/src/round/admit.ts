@@ -73,16 +73,8 @@ export function admitUpdate(
   const manifest = clientManifest(layout, held);
   // Bound the frame by what this manifest can need in float32, before the header is even parsed.
   const maxBytes = 4 * paramCount(manifest) + (opts.headerSlack ?? 64 << 10);
-  const decoded = decodeTensors(frame, manifest, { maxBytes });
+  const decoded = decodeTensors(frame, manifest, { maxBytes, maxAbs: opts.maxAbs ?? MAX_ABS_WEIGHT });
   if (!decoded.ok) return protocolError(decoded.error.code, decoded.error.message);
-  const maxAbs = opts.maxAbs ?? MAX_ABS_WEIGHT;
-  for (const t of decoded.value) {
-    const d = t.data;
-    for (let j = 0; j < d.length; j++) {
-      const v = d[j] as number;
-      if (v > maxAbs || v < -maxAbs) return protocolError(ErrorCode.OUT_OF_BOUNDS, `tensor "${t.name}": value ${v} is beyond ±${maxAbs}`);
-    }
-  }
   const split = splitClientTensors(layout, held, decoded.value);
   return {
     ok: true,
