@@ -54,7 +54,7 @@ export interface AppDeps {
   onRoundClosed?: (record: RoundRecord, run: RunSnapshot) => void;
   /** Client registry restored from the store (tokens survive a restart). */
   initialClients?: readonly PersistedClient[];
-  onClientAdded?: (client: ClientRecord) => void;
+  onClientChanged?: (client: ClientRecord) => void;
   onReset?: (run: RunSnapshot) => void;
   /** Bearer token for `POST /api/admin`; without one the admin endpoint answers UNAUTHORIZED. */
   adminToken?: string;
@@ -133,10 +133,17 @@ export function createApp(deps: AppDeps): App {
       io.emit("round:closed", summary);
       dashboard.changed();
     },
+    endSession: (session, end) => {
+      const socket = io.sockets.sockets.get(session);
+      if (!socket) return;
+      socket.emit("session:ended", end);
+      // Its later events and its drop no longer count (the federation checks the session); close it.
+      socket.disconnect(true);
+    },
     ...(deps.initial ? { initial: deps.initial } : {}),
     ...(deps.onRoundClosed ? { onRoundClosed: deps.onRoundClosed } : {}),
     ...(deps.initialClients ? { initialClients: deps.initialClients } : {}),
-    ...(deps.onClientAdded ? { onClientAdded: deps.onClientAdded } : {}),
+    ...(deps.onClientChanged ? { onClientChanged: deps.onClientChanged } : {}),
     ...(deps.onReset ? { onReset: deps.onReset } : {}),
   });
   const rejected = new RejectStats();

@@ -39,6 +39,10 @@ export const KNOBS = {
     help: "clip each delta to this many times the round's lower-median delta norm of its kind, 0 = off",
     spec: num(0, 1e6),
   },
+  "max-hold": {
+    help: "consecutive rounds a client may hold one expert before leaving it for a round, 0 = no limit",
+    spec: int(0, 1_000_000),
+  },
   preset: { help: "cnn | dense", spec: choice(["cnn", "dense"] as const) },
   "test-fraction": { help: "held-out share of each client's shard", spec: num(0.01, 0.9) },
 } as const satisfies Record<string, Knob>;

@@ -29,6 +29,7 @@ const STATE_TEXT: Record<SessionState, string> = {
   paused: "Paused",
   left: "Left",
   disconnected: "Reconnecting…",
+  ended: "Stopped",
   error: "Error",
 };
 
@@ -107,7 +108,7 @@ async function start(): Promise<void> {
         el.dataset.state = s;
         progress.hidden = s !== "training";
         void wake.hold(s === "training" || s === "uploading");
-        if (s === "error" || s === "disconnected") $("note").textContent = detail ?? "";
+        if (s === "error" || s === "disconnected" || s === "ended") $("note").textContent = detail ?? "";
         else if (s === "waiting") $("note").textContent = "";
       },
       joined(info) {

@@ -26,10 +26,11 @@ import { MoeTrainer } from "@flexmoe/model";
 import { initGate, modelLayout, modelSpec, type ModelSpec } from "@flexmoe/model/spec";
 import { io, type Socket } from "socket.io-client";
 import type { TfBackend } from "./backend.ts";
+import { RoundQueue, type AbortFlag } from "./rounds.ts";
 import { loadGate, loadToken, saveGate, saveToken } from "./storage.ts";
 
 export type SessionState =
-  "connecting" | "joined" | "downloading" | "waiting" | "training" | "uploading" | "paused" | "left" | "disconnected" | "error";
+  "connecting" | "joined" | "downloading" | "waiting" | "training" | "uploading" | "paused" | "left" | "disconnected" | "ended" | "error";
 
 export interface SessionEvents {
   state(s: SessionState, detail?: string): void;
@@ -41,6 +42,8 @@ export interface SessionEvents {
 }
 
 const ACK_TIMEOUT_MS = 30_000;
+/** RATE_LIMITED answers are retried after 0.5, 1, 2, 4 s: nothing was stored, the server asked us to slow down. */
+const RATE_LIMIT_RETRIES = 4;
 
 export class Session {
   private readonly socket: Socket<ServerToClientEvents, ClientToServerEvents>;
@@ -50,8 +53,10 @@ export class Session {
   private trainer: MoeTrainer | null = null;
   private gate: NamedTensor[] | null = null;
   private paused = false;
-  private busy = false;
-  private abort = { aborted: false };
+  private readonly rounds = new RoundQueue({
+    run: (start, signal) => this.runRound(start, signal),
+    idle: (answered) => this.afterRound(answered),
+  });
   private left = false;
   private capacityChanged = false;
   /** The volunteer's own drawings: they join the local training set and never leave the page. */
@@ -65,16 +70,28 @@ export class Session {
     this.socket = opts.url ? io(opts.url, { transports: ["websocket"] }) : io({ transports: ["websocket"] });
     this.socket.on("connect", () => void this.join());
     this.socket.on("disconnect", () => {
-      this.abort.aborted = true;
+      this.rounds.abort();
       if (!this.left) this.on.state("disconnected", "connection lost, reconnecting…");
     });
-    this.socket.on("round:started", (start) => void this.runRound(start));
+    // The server ended this connection (the same client joined elsewhere, or its token was copied): it
+    // will not reconnect by itself (a server-side disconnect), and must not fight the other connection.
+    this.socket.on("session:ended", (end) => {
+      this.left = true;
+      this.rounds.abort();
+      if (end.reason === "revoked") saveToken(null);
+      this.on.state(
+        "ended",
+        end.reason === "superseded"
+          ? "this device joined from another tab or connection; reload to take part here again"
+          : "your identity was used from two places and has been revoked; reload to join as a new volunteer",
+      );
+    });
+    this.socket.on("round:started", (start) => this.rounds.started(start));
     this.socket.on("round:closed", (s) => this.on.closed(s));
     this.on.state("connecting");
   }
 
   private async join(): Promise<void> {
-    this.abort = { aborted: false };
     this.capacityChanged = false;
     const token = loadToken();
     let res = await this.request("client:join", {
@@ -84,8 +101,8 @@ export class Session {
       ...(token ? { token } : {}),
       ...(this.opts.label ? { label: this.opts.label } : {}),
     });
-    if (!res.ok && res.error.code === "UNKNOWN_TOKEN") {
-      // A new coordinator run does not know us: start over as a new client.
+    if (!res.ok && (res.error.code === "UNKNOWN_TOKEN" || res.error.code === "TOKEN_REUSED")) {
+      // A new coordinator run does not know us (or our token was revoked): start over as a new client.
       saveToken(null);
       this.shard = null;
       res = await this.request("client:join", { protocol: PROTOCOL_VERSION, capacity: this.opts.capacity, backend: this.opts.backend });
@@ -135,11 +152,11 @@ export class Session {
     return this.gate;
   }
 
-  private async runRound(start: RoundStart): Promise<void> {
+  /** One round: train, answer; true when the server took the update. Sequenced by {@link RoundQueue}. */
+  private async runRound(start: RoundStart, signal: AbortFlag): Promise<boolean> {
     const { info, spec, shard } = this;
-    if (!info || !spec || !shard || this.busy) return;
-    this.busy = true;
-    const signal = (this.abort = { aborted: false });
+    if (!info || !spec || !shard) return false;
+    let answered = false;
     try {
       this.on.round(start.round, start.experts);
       this.on.state("training", `round ${start.round}`);
@@ -161,7 +178,7 @@ export class Session {
         yieldToHost: () => new Promise((r) => setTimeout(r, 0)),
         signal,
       });
-      if (signal.aborted) return;
+      if (signal.aborted) return false;
       this.gate = update.gate;
       await saveGate(info.runId, update.gate);
       this.on.state("uploading");
@@ -179,15 +196,23 @@ export class Session {
         },
         weights: encodeTensors(tensors),
       });
+      answered = res.ok;
       if (!res.ok) this.on.state("waiting", `update not taken: ${res.error.code}`);
       else this.on.state(this.paused ? "paused" : "waiting", "waiting for the next round");
     } catch (e) {
       this.on.state("error", (e as Error).message);
     } finally {
       this.on.progress(1);
-      this.busy = false;
-      this.rejoinIfCapacityChanged();
     }
+    return answered;
+  }
+
+  private afterRound(answered: boolean): void {
+    if (this.left) return;
+    this.rejoinIfCapacityChanged();
+    // A round this page did not answer in time took it out of the ready set (docs/protocol.md):
+    // declare ready again, so the next round includes it.
+    if (!answered && !this.paused && this.socket.connected && this.info) void this.setReady(true);
   }
 
   /** Every request has a deadline: a dead connection answers with a typed error, never hangs. */
@@ -195,12 +220,17 @@ export class Session {
     event: E,
     payload: Parameters<ClientToServerEvents[E]>[0],
   ): Promise<AckOf<E>> {
-    try {
-      // socket.io's typings cannot follow a generic event name through emitWithAck.
-      const socket = this.socket.timeout(ACK_TIMEOUT_MS) as unknown as { emitWithAck(e: string, p: unknown): Promise<AckOf<E>> };
-      return await socket.emitWithAck(event, payload);
-    } catch {
-      return { ok: false, error: { code: "INTERNAL", message: `${event}: no answer within ${ACK_TIMEOUT_MS / 1000}s` } };
+    for (let attempt = 0; ; attempt++) {
+      let res: AckOf<E>;
+      try {
+        // socket.io's typings cannot follow a generic event name through emitWithAck.
+        const socket = this.socket.timeout(ACK_TIMEOUT_MS) as unknown as { emitWithAck(e: string, p: unknown): Promise<AckOf<E>> };
+        res = await socket.emitWithAck(event, payload);
+      } catch {
+        return { ok: false, error: { code: "INTERNAL", message: `${event}: no answer within ${ACK_TIMEOUT_MS / 1000}s` } };
+      }
+      if (res.ok || res.error.code !== "RATE_LIMITED" || attempt >= RATE_LIMIT_RETRIES || this.left) return res;
+      await new Promise((r) => setTimeout(r, 500 * 2 ** attempt));
     }
   }
 
@@ -240,7 +270,7 @@ export class Session {
   setCapacity(capacity: number): void {
     this.opts.capacity = capacity;
     this.capacityChanged = true;
-    if (!this.busy) this.rejoinIfCapacityChanged();
+    if (!this.rounds.busy) this.rejoinIfCapacityChanged();
   }
 
   private rejoinIfCapacityChanged(): void {
@@ -261,7 +291,7 @@ export class Session {
 
   leave(): void {
     this.left = true;
-    this.abort.aborted = true;
+    this.rounds.abort();
     this.socket.disconnect();
     this.trainer?.dispose();
     this.trainer = null;

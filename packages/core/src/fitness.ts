@@ -118,6 +118,11 @@ export class FitnessMatrix {
     }
   }
 
+  /** Drops a client's row (a pruned client); a later row for the same id starts at q0. */
+  remove(clientId: string): void {
+    this.rows.delete(clientId);
+  }
+
   /** An independent copy (the round engine never mutates the state it was given). */
   clone(): FitnessMatrix {
     const m = new FitnessMatrix(this.experts, this.q0);

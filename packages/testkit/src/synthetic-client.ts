@@ -15,6 +15,7 @@ import {
   type RoundStart,
   type RoundSummary,
   type ServerToClientEvents,
+  type SessionEnded,
   type TensorManifest,
 } from "@flexmoe/core";
 import { modelLayout, modelSpec } from "@flexmoe/model/spec";
@@ -45,6 +46,8 @@ export class SyntheticClient {
   /** Successful rejoins after a reconnect, and the errors of failed ones. */
   rejoins = 0;
   readonly rejoinErrors: string[] = [];
+  /** session:ended notices (superseded, revoked); after one it no longer reconnects, as the page. */
+  readonly ended: SessionEnded[] = [];
   private timers = new Set<ReturnType<typeof setTimeout>>();
 
   constructor(private readonly opts: SyntheticClientOptions) {
@@ -74,6 +77,15 @@ export class SyntheticClient {
       this.timers.add(t);
     });
     this.socket.on("round:closed", (s) => this.closed.push(s));
+    this.socket.on("session:ended", (end) => {
+      this.ended.push(end);
+      this.socket.io.reconnection(false);
+    });
+  }
+
+  /** Resolves when the socket is disconnected (at once if it already is). */
+  disconnected(): Promise<void> {
+    return this.socket.connected ? new Promise((r) => this.socket.once("disconnect", () => r())) : Promise.resolve();
   }
 
   async request<E extends keyof ClientToServerEvents>(event: E, payload: unknown, timeoutMs = 10_000): Promise<AckOf<E>> {
@@ -81,20 +93,28 @@ export class SyntheticClient {
     return s.emitWithAck(event, payload);
   }
 
-  async join(): Promise<JoinInfo> {
+  /** Join (or rejoin with the last token) and declare ready. `token` overrides the stored one. */
+  async join(token?: string): Promise<JoinInfo> {
+    const res = await this.joinOnly(token);
+    if (!res.ok) throw new Error(`join failed: ${res.error.code} ${res.error.message}`);
+    const ready = await this.request("client:ready", { ready: true });
+    if (!ready.ok) throw new Error(`ready failed: ${ready.error.code}`);
+    return res.value;
+  }
+
+  /** The join request alone (no ready), answered as it came; the token it answers is kept. */
+  async joinOnly(token?: string): Promise<AckOf<"client:join">> {
     if (!this.socket.connected) await new Promise<void>((r) => this.socket.once("connect", () => r()));
+    const use = token ?? this.info?.token ?? this.opts.token;
     const res = await this.request("client:join", {
       protocol: PROTOCOL_VERSION,
       capacity: this.opts.capacity,
       // No model runs here; the protocol has no test-only backend name, so it claims the plainest.
       backend: "cpu",
-      ...(this.info ? { token: this.info.token } : this.opts.token ? { token: this.opts.token } : {}),
+      ...(use !== undefined ? { token: use } : {}),
     });
-    if (!res.ok) throw new Error(`join failed: ${res.error.code} ${res.error.message}`);
-    this.info = res.value;
-    const ready = await this.request("client:ready", { ready: true });
-    if (!ready.ok) throw new Error(`ready failed: ${ready.error.code}`);
-    return res.value;
+    if (res.ok) this.info = res.value;
+    return res;
   }
 
   manifestFor(experts: number[]): TensorManifest {

@@ -78,6 +78,7 @@ export function runEngineConfig(run: RunSpec): EngineConfig {
       clipNorm: run.aggregation?.clipNorm ?? 0,
       clipFactor: run.aggregation?.clipFactor ?? 0,
     },
+    maxHold: run.maxHold ?? 0,
   };
 }
 
