@@ -16,6 +16,7 @@ import {
   type RoundSummary,
   type ServerToClientEvents,
   type SessionEnded,
+  type NamedTensor,
   type TensorManifest,
 } from "@flexmoe/core";
 import { modelLayout, modelSpec } from "@flexmoe/model/spec";
@@ -35,6 +36,10 @@ export interface SyntheticClientOptions {
   reconnect?: boolean;
   /** Training samples it claims (the coordinator bounds claims by the shard it dealt). @default 10 */
   numSamples?: number;
+  /** Added to every weight it sends back: backbone and experts (a stand-in for a training step). @default 0 */
+  step?: number;
+  /** Added to the expert weights only, on top of `step` (a client pushing its experts away). @default 0 */
+  expertStep?: number;
 }
 
 export class SyntheticClient {
@@ -140,8 +145,25 @@ export class SyntheticClient {
         trainLoss: 1,
         trainMs: 1,
       },
-      weights: encodeTensors(decoded.value),
+      weights: encodeTensors(this.stepped(decoded.value, start.experts.length)),
     };
+  }
+
+  private stepped(tensors: NamedTensor[], heldExperts: number): NamedTensor[] {
+    const step = this.opts.step ?? 0;
+    const expertStep = this.opts.expertStep ?? 0;
+    if (step === 0 && expertStep === 0) return tensors;
+    // The frame is the backbone's tensors, then each held expert's (clientManifest's order).
+    const expertTensors = heldExperts * this.expertTensorCount();
+    return tensors.map((t, i) => {
+      const d = step + (i >= tensors.length - expertTensors ? expertStep : 0);
+      return { ...t, data: t.data.map((v) => v + d) };
+    });
+  }
+
+  private expertTensorCount(): number {
+    const info = this.info!;
+    return modelLayout(modelSpec(info.preset, info.experts, info.numClasses)).experts[0]?.length ?? 0;
   }
 
   async submit(start: RoundStart): Promise<AckOf<"update:submit">> {
