@@ -19,6 +19,7 @@ import {
 } from "./engine.ts";
 import { clientManifest, clientTensors, splitClientTensors, type ModelLayout } from "./layout.ts";
 import { encodeTensors } from "../wire.ts";
+import { FitnessMatrix } from "../fitness.ts";
 
 const t = (name: string, values: number[]): NamedTensor => ({ name, shape: [values.length], data: Float32Array.from(values) });
 const layout: ModelLayout = {
@@ -163,7 +164,7 @@ describe("expert capture (self-reported feedback)", () => {
   /** Four clients, k = 1 of 4, 8 rounds: c1 always reports 1.0, the others 0.5. Longest run c1 keeps one expert. */
   function longestHold(maxHold: number): { longest: number; heldRounds: number; state: EngineState } {
     // q0 below the liar's claim, so its first expert beats every untried one.
-    let state = initialState({ backbone: start().backbone.slice(), experts: start().experts.slice() }, 0.5);
+    let state: EngineState = { ...start(), fitness: new FitnessMatrix(4, 0.5) };
     const cfg: EngineConfig = { ...config, maxHold };
     const ids = ["c1", "c2", "c3", "c4"];
     let longest = 0;
