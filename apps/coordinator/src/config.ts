@@ -10,6 +10,8 @@ import {
   type FitnessKind,
   type PartitionScheme,
   type StrategyName,
+  type ZeroUsageRule,
+  ZERO_USAGE_RULES,
 } from "@flexmoe/core";
 import type { Preset } from "@flexmoe/model/spec";
 
@@ -73,6 +75,8 @@ export interface CoordinatorConfig {
    * Bounds expert capture through self-reported feedback. @default 4
    */
   maxHold?: number;
+  /** Q of an assigned expert that got no routed sample: kept, or scored 0. @default DEFAULT_ZERO_USAGE */
+  zeroUsage?: ZeroUsageRule;
   /** Forget clients offline this long (registry entry, token, Q row); 0 = never. @default 3600 */
   pruneAfterSec?: number;
   /** Per-connection token bucket: burst size and refill per second. @default { burst: 40, perSec: 20 } */
@@ -113,6 +117,7 @@ export interface ResolvedConfig {
   readonly clipFactor: number;
   /** 0 = no limit. */
   readonly maxHold: number;
+  readonly zeroUsage: ZeroUsageRule;
   /** 0 = never prune. */
   readonly pruneAfterMs: number;
   readonly rateLimit: { readonly burst: number; readonly perSec: number };
@@ -120,6 +125,8 @@ export interface ResolvedConfig {
 
 /** The expert-capture bound's default (docs/robustness.md has the measurement behind it). */
 export const DEFAULT_MAX_HOLD = 4;
+/** docs/results/ablations.md has the measurement behind it. */
+export const DEFAULT_ZERO_USAGE: ZeroUsageRule = "keep";
 
 function int(name: string, v: number, min: number, max: number): number {
   if (!Number.isInteger(v) || v < min || v > max) throw new RangeError(`${name} must be an integer in [${min}, ${max}], got ${v}`);
@@ -180,6 +187,7 @@ export function resolveConfig(c: CoordinatorConfig = {}): ResolvedConfig {
     clipNorm: num("clip", c.clipNorm ?? 0, 0, 1e12),
     clipFactor: num("clip-factor", c.clipFactor ?? 3, 0, 1e6),
     maxHold: int("max-hold", c.maxHold ?? DEFAULT_MAX_HOLD, 0, 1_000_000),
+    zeroUsage: oneOf("zero-usage", c.zeroUsage ?? DEFAULT_ZERO_USAGE, ZERO_USAGE_RULES),
     pruneAfterMs: num("prune-after", c.pruneAfterSec ?? 3600, 0, 10 * 365 * 86_400) * 1000,
     rateLimit: Object.freeze({
       burst: int("rate-burst", c.rateLimit?.burst ?? 40, 1, 1_000_000),

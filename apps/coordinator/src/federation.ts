@@ -108,6 +108,7 @@ export function engineConfigOf(c: ResolvedConfig): EngineConfig {
     slack: c.slack,
     aggregation: { rule: c.aggregator, trim: c.trim, clipNorm: c.clipNorm, clipFactor: c.clipFactor },
     maxHold: c.maxHold,
+    zeroUsage: c.zeroUsage,
   };
 }
 

@@ -2,6 +2,7 @@
 export { createApp, maxFrameBytes, statusOf, type App, type AppDeps } from "./app.ts";
 export {
   DEFAULT_MAX_HOLD,
+  DEFAULT_ZERO_USAGE,
   resolveConfig,
   type CoordinatorConfig,
   type ResolvedConfig,

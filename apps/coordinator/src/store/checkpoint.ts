@@ -220,6 +220,7 @@ const TUNABLE_KEYS = [
   "clipNorm",
   "clipFactor",
   "maxHold",
+  "zeroUsage",
   "pruneAfterMs",
   "maxCapacity",
   "maxOwnSamples",

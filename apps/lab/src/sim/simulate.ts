@@ -79,6 +79,7 @@ export function runEngineConfig(run: RunSpec): EngineConfig {
       clipFactor: run.aggregation?.clipFactor ?? 0,
     },
     maxHold: run.maxHold ?? 0,
+    zeroUsage: run.zeroUsage ?? "keep",
   };
 }
 

@@ -47,6 +47,8 @@ export interface RunSpec {
   aggregation?: { rule?: string; trim?: number; clipNorm?: number; clipFactor?: number };
   /** Consecutive rounds a client may hold one expert (the engine's maxHold). @default 0: no limit */
   maxHold?: number;
+  /** The engine's zero-usage rule. @default "keep" */
+  zeroUsage?: "keep" | "zero";
   /** The run's id, which seeds the clients' own streams (gate, shuffles); default `sim-<seed>`. */
   runId?: string;
 }

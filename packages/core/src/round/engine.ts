@@ -13,7 +13,7 @@ import { updateDeficit } from "../assignment/bounds.ts";
 import { builtinStrategies } from "../assignment/registry.ts";
 import type { StrategyRegistry } from "../assignment/strategy.ts";
 import type { Bounds } from "../assignment/types.ts";
-import { FitnessMatrix, type FitnessKind } from "../fitness.ts";
+import { FitnessMatrix, type FitnessKind, type ZeroUsageRule } from "../fitness.ts";
 import { CumulativeLoad, holdersLoad, loadStats, routedLoad } from "../metrics.ts";
 import type { DashboardRound } from "../protocol/events.ts";
 import { streamRng, type Rng } from "../rng.ts";
@@ -44,6 +44,8 @@ export interface EngineConfig {
    * limit). Self-reported feedback cannot buy an expert indefinitely, and a frozen assignment is revisited.
    */
   readonly maxHold?: number;
+  /** Q of an assigned expert that got no routed sample: kept, or scored 0. @default "keep" */
+  readonly zeroUsage?: ZeroUsageRule;
 }
 
 /** Where names are looked up; tests and extensions may pass their own. */
@@ -303,7 +305,11 @@ export function applyRound(
   );
   const fitness = state.fitness.clone();
   for (const u of sorted) {
-    fitness.update(u.clientId, heldBy(plan, u.clientId) ?? [], u.feedback, { beta: config.beta, fitness: config.fitness });
+    fitness.update(u.clientId, heldBy(plan, u.clientId) ?? [], u.feedback, {
+      beta: config.beta,
+      fitness: config.fitness,
+      ...(config.zeroUsage && { zeroUsage: config.zeroUsage }),
+    });
   }
   const totalSlots = plan.load.reduce((a, b) => a + b, 0);
   const deficit = updateDeficit(state.deficit, plan.load, totalSlots);
