@@ -126,7 +126,7 @@ export interface ResolvedConfig {
 /** The expert-capture bound's default (docs/robustness.md has the measurement behind it). */
 export const DEFAULT_MAX_HOLD = 4;
 /** docs/results/ablations.md has the measurement behind it. */
-export const DEFAULT_ZERO_USAGE: ZeroUsageRule = "keep";
+export const DEFAULT_ZERO_USAGE: ZeroUsageRule = "zero";
 
 function int(name: string, v: number, min: number, max: number): number {
   if (!Number.isInteger(v) || v < min || v > max) throw new RangeError(`${name} must be an integer in [${min}, ${max}], got ${v}`);

@@ -92,6 +92,7 @@ it("gives bit-identical weights, Q, deficit and records live and simulated after
     // The coordinator's aggregation defaults (adaptive clipping on), as resolved.
     aggregation: { rule: config.aggregator, trim: config.trim, clipNorm: config.clipNorm, clipFactor: config.clipFactor },
     maxHold: config.maxHold,
+    zeroUsage: config.zeroUsage,
     runId: fed.snapshot.runId,
   };
   const empty: LabeledSet = { x: new Float32Array(0), y: new Uint8Array(0), n: 0, shape: [28, 28, 1], numClasses: 10 };
