@@ -2,14 +2,27 @@ import { fileURLToPath } from "node:url";
 import { defineConfig } from "vitest/config";
 
 // One config for the web client build (Vite) and the unit/integration tests (Vitest).
-export default defineConfig({
+export default defineConfig(({ mode }) => ({
   root: "apps/web-client",
   publicDir: false,
+  resolve: {
+    // The page's TF.js is tfjs-core with its gradients (src/tf.ts) plus the one backend it chose, loaded
+    // on demand (src/backend.ts). @flexmoe/model imports the "@tensorflow/tfjs" bundle (also layers,
+    // converter, data, the CPU and WebGL backends) for Node; it uses only core's ops and gradients, so
+    // the page build points that name at src/tf.ts. Not under Vitest: Node tests use the full bundle.
+    alias:
+      mode === "test"
+        ? []
+        : [{ find: /^@tensorflow\/tfjs$/, replacement: fileURLToPath(new URL("apps/web-client/src/tf.ts", import.meta.url)) }],
+  },
   build: {
     outDir: "dist",
     emptyOutDir: true,
     target: "es2022",
-    chunkSizeWarningLimit: 4096,
+    // The first script stays small; TF.js and each backend are their own lazy chunks.
+    chunkSizeWarningLimit: 1024,
+    // dist/.vite/manifest.json: what apps/web-client/scripts/bundle-sizes.ts reads.
+    manifest: true,
     rollupOptions: {
       // Two pages: the volunteer's (index.html) and the classroom dashboard (served at /dashboard).
       input: {
@@ -31,9 +44,9 @@ export default defineConfig({
   },
   test: {
     root: ".",
-    include: ["packages/**/src/**/*.test.ts", "apps/**/src/**/*.test.ts"],
+    include: ["packages/**/src/**/*.test.ts", "apps/**/src/**/*.test.ts", "apps/web-client/scripts/**/*.test.ts"],
     testTimeout: 60_000,
     hookTimeout: 60_000,
     pool: "forks",
   },
-});
+}));
