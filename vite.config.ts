@@ -1,5 +1,35 @@
+import { writeFile } from "node:fs/promises";
+import path from "node:path";
 import { fileURLToPath } from "node:url";
+import { promisify } from "node:util";
+import { gzip, constants as zlib } from "node:zlib";
+import type { Plugin } from "vite";
 import { defineConfig } from "vitest/config";
+
+const gzipAsync = promisify(gzip);
+
+/**
+ * Writes `<file>.gz` next to every text or WASM output over 1 KiB, so the coordinator serves the page
+ * compressed without compressing per request (apps/coordinator/src/static.ts).
+ */
+function precompress(): Plugin {
+  return {
+    name: "flexmoe:precompress",
+    apply: "build",
+    async writeBundle(options, bundle) {
+      const dir = options.dir ?? "dist";
+      await Promise.all(
+        Object.values(bundle).map(async (out) => {
+          if (!/\.(js|css|html|wasm|svg|json)$/.test(out.fileName)) return;
+          const data = out.type === "chunk" ? out.code : out.source;
+          if (data.length < 1024) return;
+          const gz = await gzipAsync(data, { level: zlib.Z_BEST_COMPRESSION });
+          await writeFile(path.join(dir, `${out.fileName}.gz`), gz);
+        }),
+      );
+    },
+  };
+}
 
 // One config for the web client build (Vite) and the unit/integration tests (Vitest).
 export default defineConfig(({ mode }) => ({
@@ -15,6 +45,7 @@ export default defineConfig(({ mode }) => ({
         ? []
         : [{ find: /^@tensorflow\/tfjs$/, replacement: fileURLToPath(new URL("apps/web-client/src/tf.ts", import.meta.url)) }],
   },
+  plugins: [precompress()],
   build: {
     outDir: "dist",
     emptyOutDir: true,
