@@ -60,6 +60,13 @@ export default defineConfig(({ mode }) => ({
         main: fileURLToPath(new URL("apps/web-client/index.html", import.meta.url)),
         dashboard: fileURLToPath(new URL("apps/web-client/dashboard.html", import.meta.url)),
       },
+      output: {
+        // The lazy backend chunks after their backend (Rollup would call each "dist", after dist/index.js).
+        chunkFileNames: (chunk) => {
+          const backend = /tfjs-backend-(\w+)/.exec(chunk.facadeModuleId ?? "")?.[1];
+          return backend ? `assets/tfjs-${backend}-[hash].js` : "assets/[name]-[hash].js";
+        },
+      },
       onwarn(warning, warn) {
         // zod ships comments Rollup cannot place; harmless and not ours.
         if (warning.code === "INVALID_ANNOTATION" && warning.id?.includes("node_modules")) return;
