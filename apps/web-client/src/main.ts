@@ -74,7 +74,7 @@ function accuracyChart(canvas: HTMLCanvasElement): Chart<"line", number[], strin
   });
 }
 
-/** The page's choices before and after the join: what the link forces, and what this device remembers. */
+/** What the link forces: `?backend=` and `?capacity=` (null: choose automatically). */
 interface Choices {
   forced: TfBackend | null;
   capacity: number | null;
@@ -84,7 +84,7 @@ interface Choices {
  * The session's `prepare`: load TF.js (its own chunks), put it on the forced, remembered or measured
  * backend, test the device for a capacity, and remember both for this device and model.
  */
-async function prepare(spec: ModelSpec, choices: Choices, shown: { ready: boolean }): Promise<Runtime> {
+async function prepare(spec: ModelSpec, choices: Choices, tested: { done: boolean }): Promise<Runtime> {
   const backendEl = $("backend");
   const why = $("backend-why");
   const remeasure = $<HTMLButtonElement>("remeasure");
@@ -140,7 +140,7 @@ async function prepare(spec: ModelSpec, choices: Choices, shown: { ready: boolea
     saveBackendMemo(key, { backend, capacity: test.capacity, capacityTest: test.summary, summary, measuredAt: new Date().toISOString() });
   const capInput = $<HTMLInputElement>("capacity-input");
   capInput.value = String(capacity);
-  shown.ready = true;
+  tested.done = true;
   capInput.disabled = false;
   return { backend, capacity, createTrainer: (s) => new tfjs.MoeTrainer(s) };
 }
@@ -156,7 +156,7 @@ function start(): void {
   // The first join carries the last choice this device remembers (usually right, so no rejoin), or a guess.
   const last = choices.forced ? null : loadBackendMemo(null)?.memo;
   const capacity = choices.capacity ?? last?.capacity ?? 2;
-  const shown = { ready: false };
+  const tested = { done: false };
   $("capacity-why").textContent = "Testing this device…";
 
   const progress = $<HTMLProgressElement>("progress");
@@ -171,7 +171,7 @@ function start(): void {
       capacity,
       backend: choices.forced ?? last?.backend ?? "cpu",
       ...(params.get("label") ? { label: params.get("label")! } : {}),
-      prepare: (spec) => prepare(spec, choices, shown),
+      prepare: (spec) => prepare(spec, choices, tested),
     },
     {
       state(s, detail) {
@@ -192,7 +192,7 @@ function start(): void {
           `of ${info.experts} experts${info.capacity !== session.capacity ? ` (capped to ${info.capacity})` : ""}`;
         capInput.max = String(info.experts);
         // Editable once the device test has set it (it would overwrite an earlier edit).
-        capInput.disabled = !shown.ready;
+        capInput.disabled = !tested.done;
       },
       round(round, experts) {
         $("round").textContent = String(round);
