@@ -38,6 +38,7 @@ import {
 import { clientRoom, createClientHandlers, type FlexSocket } from "./handlers/client.handlers.ts";
 import { createAdminHandler } from "./handlers/admin.handlers.ts";
 import { DashboardHub } from "./dashboard/hub.ts";
+import { staticPage } from "./static.ts";
 import { listedClients } from "./dashboard/state.ts";
 import { modelJson, roundsCsv, weightsBin } from "./export.ts";
 import type { Logger } from "./logger.ts";
@@ -219,9 +220,7 @@ export function createApp(deps: AppDeps): App {
   });
   web.use("/api", (req, res) => sendError(res, 404, ErrorCode.INVALID_PAYLOAD, `${req.method} ${req.path}: no such API route`));
   if (deps.webRoot && existsSync(path.join(deps.webRoot, "index.html"))) {
-    const root = deps.webRoot;
-    web.get("/dashboard", (_req, res) => res.sendFile(path.join(root, "dashboard.html")));
-    web.use(express.static(root, { index: "index.html" }));
+    web.use(staticPage(deps.webRoot));
   } else {
     web.get("/", (_req, res) => {
       res.type("text/plain").send("FLEX-MoE coordinator is running, but the web client is not built: run `npm run build`.\n");

@@ -1,7 +1,9 @@
 /**
- * One volunteer's session: join (or rejoin with the stored token), fetch the data shard once,
- * then for every round: load the received weights and the own gate, measure accuracy on the
- * held-out split, train locally, upload backbone + assigned experts and per-expert feedback.
+ * One volunteer's session: join (or rejoin with the stored token), fetch the data shard once while the
+ * page settles its backend for the model the join named (`prepare`; a rejoin if that changes the
+ * backend or capacity the join carried), then for every round: load the received weights and the own
+ * gate, measure accuracy on the held-out split, train locally, upload backbone + assigned experts and
+ * per-expert feedback.
  */
 import {
   clientManifest,
@@ -22,15 +24,33 @@ import {
   type LabeledSet,
   type Shard,
 } from "@flexmoe/core";
-import { MoeTrainer } from "@flexmoe/model";
+import type { MoeTrainer } from "@flexmoe/model";
 import { initGate, modelLayout, modelSpec, type ModelSpec } from "@flexmoe/model/spec";
 import { io, type Socket } from "socket.io-client";
-import type { TfBackend } from "./backend.ts";
+import type { TfBackend } from "./backend-choice.ts";
 import { RoundQueue, type AbortFlag } from "./rounds.ts";
 import { loadGate, loadToken, saveGate, saveToken } from "./storage.ts";
 
 export type SessionState =
-  "connecting" | "joined" | "downloading" | "waiting" | "training" | "uploading" | "paused" | "left" | "disconnected" | "ended" | "error";
+  | "connecting"
+  | "joined"
+  | "downloading"
+  | "preparing"
+  | "waiting"
+  | "training"
+  | "uploading"
+  | "paused"
+  | "left"
+  | "disconnected"
+  | "ended"
+  | "error";
+
+/** What the page trains with, settled by `prepare` once the join has named the model (TF.js is loaded then). */
+export interface Runtime {
+  backend: TfBackend;
+  capacity: number;
+  createTrainer(spec: ModelSpec): MoeTrainer;
+}
 
 export interface SessionEvents {
   state(s: SessionState, detail?: string): void;
@@ -51,6 +71,8 @@ export class Session {
   private spec: ModelSpec | null = null;
   private shard: Shard | null = null;
   private trainer: MoeTrainer | null = null;
+  /** The runtime for one model (keyed by its spec), and whether its backend and capacity were applied. */
+  private runtime: { key: string; promise: Promise<Runtime>; value: Runtime | null; applied: boolean } | null = null;
   private gate: NamedTensor[] | null = null;
   private paused = false;
   private readonly rounds = new RoundQueue({
@@ -63,7 +85,14 @@ export class Session {
   private readonly own: { x: Float32Array[]; y: number[] } = { x: [], y: [] };
 
   constructor(
-    private readonly opts: { url?: string; capacity: number; backend: TfBackend; label?: string },
+    private readonly opts: {
+      url?: string;
+      /** What the first join carries, before `prepare` has measured (the page's remembered choice or a guess). */
+      capacity: number;
+      backend: TfBackend;
+      label?: string;
+      prepare(spec: ModelSpec): Promise<Runtime>;
+    },
     private readonly on: SessionEvents,
   ) {
     // Reconnection is socket.io-client's: after a drop or a coordinator restart it comes back and we rejoin.
@@ -92,6 +121,8 @@ export class Session {
   }
 
   private async join(): Promise<void> {
+    // Socket.IO gives every connection a new id: a join outlived by its connection stops (see below).
+    const connection = this.socket.id;
     this.capacityChanged = false;
     const token = loadToken();
     let res = await this.request("client:join", {
@@ -122,6 +153,7 @@ export class Session {
     this.spec = modelSpec(info.preset, info.experts, info.numClasses);
     this.on.joined(info);
     this.on.state("joined");
+    const runtime = this.runtimeFor(this.spec);
     if (!this.shard) {
       this.on.state("downloading", "fetching your data shard");
       const resp = await fetch(info.shardUrl);
@@ -136,6 +168,27 @@ export class Session {
       }
       this.shard = decoded.value;
     }
+    if (!runtime.value) this.on.state("preparing", "measuring this device");
+    try {
+      runtime.value = await runtime.promise;
+    } catch (e) {
+      this.on.state("error", `backend: ${(e as Error).message}`);
+      return;
+    }
+    // The connection dropped (or the session ended) while this page measured: the next join carries on.
+    if (this.socket.id !== connection || this.left) return;
+    if (!runtime.applied) {
+      runtime.applied = true;
+      const { backend, capacity } = runtime.value;
+      if (backend !== this.opts.backend || capacity !== this.opts.capacity) {
+        // The coordinator should plan with what this page measured: rejoin (same token) carrying it.
+        this.opts.backend = backend;
+        this.opts.capacity = capacity;
+        this.capacityChanged = true;
+        this.rejoinIfCapacityChanged();
+        return;
+      }
+    }
     if (!this.paused) await this.setReady(true);
     else this.on.state("paused");
   }
@@ -143,6 +196,15 @@ export class Session {
   private async setReady(ready: boolean): Promise<void> {
     const res = await this.request("client:ready", { ready });
     if (res.ok) this.on.state(ready ? "waiting" : "paused", ready ? "waiting for the next round" : undefined);
+  }
+
+  /** Starts `prepare` for this model once (a new run with another model prepares again). */
+  private runtimeFor(spec: ModelSpec): NonNullable<Session["runtime"]> {
+    const key = JSON.stringify(spec);
+    if (this.runtime?.key !== key) this.runtime = { key, promise: this.opts.prepare(spec), value: null, applied: false };
+    // Settled later in join(); an unhandled rejection here would be reported twice.
+    this.runtime.promise.catch(() => {});
+    return this.runtime;
   }
 
   private async ensureGate(spec: ModelSpec, runId: string): Promise<NamedTensor[]> {
@@ -166,7 +228,9 @@ export class Session {
       if (!decoded.ok) throw new Error(`${decoded.error.code}: ${decoded.error.message}`);
       const split = splitClientTensors(layout, start.experts, decoded.value);
       const experts = new Map(split.experts.map((x) => [x.expert, x.tensors]));
-      const trainer = (this.trainer ??= new MoeTrainer(spec));
+      const runtime = this.runtime?.value;
+      if (!runtime) throw new Error("round started before the backend was ready");
+      const trainer = (this.trainer ??= runtime.createTrainer(spec));
       trainer.load(split.backbone, experts, await this.ensureGate(spec, info.runId));
       const evalRes = await trainer.evaluate(shard.test);
       this.on.accuracy(start.round, evalRes.accuracy);
