@@ -9,7 +9,7 @@ import type { NamedTensor, TensorManifest } from "@flexmoe/core";
 import {
   backboneManifest,
   checkTensors,
-  cnnFlatDim,
+  CNN_CHANNELS,
   expertManifest,
   gateManifest,
   inputSize,
@@ -157,10 +157,11 @@ export class MoeModel {
     const [h, wd, c] = spec.inputShape;
     // Forward-only passes never need the gradient workaround.
     const impl = grad ? convImplFor(tf.getBackend()) : "native";
-    const conv = (a: tf.Tensor4D, k: tf.Variable, b: tf.Variable): tf.Tensor4D =>
-      tf.maxPool(tf.relu(tf.add(conv3x3Same(a, k as tf.Tensor4D, impl), b)) as tf.Tensor4D, 2, 2, "valid");
-    const a2 = conv(conv(tf.reshape(x, [-1, h, wd, c]), w(0), w(1)), w(2), w(3));
-    return relu(dense(tf.reshape(a2, [-1, cnnFlatDim(spec)]), w(4), w(5)));
+    // The stem: conv 3x3 'same' -> ReLU -> 2x2 max-pool per layer, then flattened (the experts are the heads).
+    let a: tf.Tensor4D = tf.reshape(x, [-1, h, wd, c]);
+    for (let i = 0; i < CNN_CHANNELS.length; i++)
+      a = tf.maxPool(tf.relu(tf.add(conv3x3Same(a, w(2 * i) as tf.Tensor4D, impl), w(2 * i + 1))) as tf.Tensor4D, 2, 2, "valid");
+    return tf.reshape(a, [-1, spec.featureDim]);
   }
 
   /**

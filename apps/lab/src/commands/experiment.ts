@@ -8,6 +8,7 @@ import path from "node:path";
 import { parseArgs } from "node:util";
 import { resolveConfig } from "@flexmoe/coordinator";
 import { AGGREGATOR_NAMES } from "@flexmoe/core";
+import { PRESET_DEFAULTS } from "@flexmoe/model/spec";
 import { intFlag, parseKnob, parseKnobList, UsageError, type KnobName, type KnobValue } from "../options.ts";
 import { FASHION_MNIST_DIR } from "../data/fashion-mnist.ts";
 import { loadSimData } from "../sim/data.ts";
@@ -298,7 +299,7 @@ export async function runExperiment(argv: string[]): Promise<number> {
           "model",
           common.preset === "dense"
             ? "dense preset: 784-128-64 backbone, 8 experts 64-32-10, E-wide per-client gate; TF.js WASM backend, single-threaded"
-            : "cnn preset (what the page trains); TF.js CPU backend in Node (WASM has no Conv2D gradient)",
+            : "cnn preset (what the page trains): conv 8-16-16 stem to 144 features, 8 experts 144-128-10, E-wide per-client gate; TF.js CPU backend in Node (WASM has no Conv2D gradient)",
         ],
         [
           "aggregation",
@@ -308,7 +309,7 @@ export async function runExperiment(argv: string[]): Promise<number> {
         ],
         [
           "dense baseline",
-          "same backbone, one head of width 32 x mean k (about the active parameters of k experts), trivial 1-expert gate: FedAvg",
+          `same backbone, one head of width ${PRESET_DEFAULTS[common.preset].expertHidden} x mean k (about the active parameters of k experts), trivial 1-expert gate: FedAvg`,
         ],
         ["full baseline", "every client holds all E experts (capacity violated), upper reference"],
         ["workers", String(workers)],
