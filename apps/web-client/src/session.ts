@@ -174,7 +174,7 @@ export class Session {
           evalAccuracy: evalRes.accuracy,
           evalLoss: evalRes.loss,
           evalSamples: shard.test.n,
-          trainLoss: update.loss,
+          trainLoss: update.trainLoss,
           trainMs: performance.now() - t0,
         },
         weights: encodeTensors(tensors),

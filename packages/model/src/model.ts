@@ -83,6 +83,10 @@ function at<T>(items: readonly T[], i: number): T {
   return v;
 }
 
+/** Mean -log(p_y + 1e-7) of mixture probabilities [b, C] with one-hot labels [b, C]. */
+export const nll = (probs: tf.Tensor2D, yOneHot: tf.Tensor2D): tf.Scalar =>
+  tf.mean(tf.neg(tf.log(tf.add(tf.sum(tf.mul(probs, yOneHot), 1), 1e-7))));
+
 export class MoeModel {
   readonly spec: ModelSpec;
   private backbone: tf.Variable[] = [];
@@ -185,8 +189,7 @@ export class MoeModel {
 
   /** Mean -log(p_y + 1e-7) with one-hot labels [b, C]. Call inside tf.tidy. */
   loss(x: tf.Tensor2D, yOneHot: tf.Tensor2D): tf.Scalar {
-    const { probs } = this.forward(x, true);
-    return tf.mean(tf.neg(tf.log(tf.add(tf.sum(tf.mul(probs, yOneHot), 1), 1e-7))));
+    return nll(this.forward(x, true).probs, yOneHot);
   }
 
   /** Current weights as fresh Float32Array copies (a backend may hand out its own buffer). */

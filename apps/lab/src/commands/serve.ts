@@ -15,6 +15,7 @@ const SHARED = [
   "epochs",
   "batch-size",
   "lr",
+  "feedback",
   "seed",
   "aggregator",
   "trim",
@@ -38,7 +39,7 @@ const HELP = `usage: flexmoe serve [options]
   --max-own-samples <n>   drawn samples a page may add to its shard (bounds its sample claim; default 200)
   --wire <dtype>          float32 | float16 (default float32)
   --quorum <n>            a round with fewer updates is not applied, and is redone (default 1)
-${knobHelp(SHARED, { experts: 8, strategy: "flex", fitness: "acc", "alpha-l": 1, beta: 0.5, q0: 1, slack: 0, partition: "dirichlet:0.8", epochs: 1, "batch-size": 32, lr: 0.005, seed: 1, aggregator: "mean", trim: 0.2, clip: 0, "clip-factor": 3, preset: "cnn", "test-fraction": 0.2 })}
+${knobHelp(SHARED, { experts: 8, strategy: "flex", fitness: "acc", "alpha-l": 1, beta: 0.5, q0: 1, slack: 0, partition: "dirichlet:0.8", epochs: 1, "batch-size": 32, lr: 0.005, feedback: "pre", seed: 1, aggregator: "mean", trim: 0.2, clip: 0, "clip-factor": 3, preset: "cnn", "test-fraction": 0.2 })}
   --data-dir <dir>        where state is kept (default ./.flexmoe); an existing run there is resumed;
                           one coordinator per dir (run.lock)
   --allow-origin <url>    also accept browser pages from this origin (repeatable; default: loopback and
@@ -129,6 +130,7 @@ export function serveConfig(argv: string[]) {
       ...opt("epochs", knob("epochs")),
       ...opt("batchSize", knob("batch-size")),
       ...opt("learningRate", knob("lr")),
+      ...opt("feedback", knob("feedback")),
     },
   };
   if ((values.cert === undefined) !== (values.key === undefined)) throw new UsageError("--cert and --key go together");

@@ -80,6 +80,8 @@ it("gives bit-identical weights, Q, deficit and records live and simulated after
     batchSize: 16,
     learningRate: 0.005,
     fitness: "acc",
+    // What the coordinator sends with every round (the default, "pre").
+    feedback: config.training.feedback,
     alphaL: 1,
     beta: 0.5,
     q0: 1,

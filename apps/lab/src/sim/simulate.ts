@@ -27,6 +27,7 @@ import {
   type LabeledSet,
   type NamedTensor,
   type RoundResult,
+  type TrainingConfig,
 } from "@flexmoe/core";
 import { MoeTrainer, runLocalRound, type LocalRoundResult } from "@flexmoe/model";
 import {
@@ -87,9 +88,9 @@ export function runEngineConfig(run: RunSpec): EngineConfig {
   };
 }
 
-/** The local training knobs of a run. */
-export function trainingOf(run: RunSpec): { epochs: number; batchSize: number; learningRate: number } {
-  return { epochs: run.localEpochs, batchSize: run.batchSize, learningRate: run.learningRate };
+/** The local training knobs of a run (what the coordinator sends in round:started). */
+export function trainingOf(run: RunSpec): TrainingConfig {
+  return { epochs: run.localEpochs, batchSize: run.batchSize, learningRate: run.learningRate, feedback: run.feedback ?? "pre" };
 }
 
 /** A client's local round as the engine's update (what the coordinator builds from the wire). */
@@ -103,7 +104,7 @@ export function clientUpdateOf(clientId: string, ev: LocalRoundResult["eval"], u
     evalAccuracy: ev.accuracy,
     evalLoss: ev.loss,
     evalSamples: ev.samples,
-    trainLoss: u.loss,
+    trainLoss: u.trainLoss,
   };
 }
 
@@ -258,6 +259,7 @@ export async function simulate(run: RunSpec, data: SimData, onProgress?: (p: Run
       seed: run.seed,
       capacity: run.capacity,
       fitness: run.fitness,
+      feedback: trainingOf(run).feedback,
       clients: C,
       experts: run.experts,
       rounds: run.rounds,
