@@ -61,6 +61,11 @@ it("gives bit-identical weights, Q, deficit and records live and simulated after
   }
   const fed = app.federation;
   await vi.waitFor(() => expect(fed.round).toBe(ROUNDS), { timeout: 120_000, interval: 100 });
+  // The last round closes inside the last submit, before the clients have read their acks.
+  await vi.waitFor(() => expect(clients.map((c) => c.acks.length)).toEqual(new Array<number>(CLIENTS).fill(ROUNDS)), {
+    timeout: 30_000,
+    interval: 20,
+  });
   for (const c of clients) {
     expect(c.errors).toEqual([]);
     expect(c.acks.map((a) => a.ok)).toEqual(new Array<boolean>(ROUNDS).fill(true));
