@@ -85,10 +85,16 @@ class Tally {
       let pred = 0;
       for (let j = 1; j < c; j++) if ((vals[row + j] ?? 0) > (vals[row + pred] ?? 0)) pred = j;
       let route = 0;
+      let gateSum = 0;
       for (let j = 0; j < this.k; j++) {
         const g = vals[row + c + j] ?? 0;
-        this.mass[j] = (this.mass[j] ?? 0) + g;
+        gateSum += g;
         if (g > (vals[row + c + route] ?? 0)) route = j;
+      }
+      // Normalized per sample, so the masses sum to the samples on half-float backends too (the server checks that).
+      for (let j = 0; j < this.k; j++) {
+        const share = gateSum > 0 ? (vals[row + c + j] ?? 0) / gateSum : 1 / this.k;
+        this.mass[j] = (this.mass[j] ?? 0) + share;
       }
       const label = labels[i] ?? 0;
       const ok = pred === label ? 1 : 0;
