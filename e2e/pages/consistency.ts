@@ -58,7 +58,7 @@ async function run(backend: string, preset: Preset, rounds: number): Promise<Con
       gate = u.gate;
       out.rounds.push({
         before,
-        trainLoss: u.loss,
+        trainLoss: u.trainLoss,
         norms: [...backbone, ...u.experts.flatMap((e) => e.tensors), ...gate].map(norm),
         usage: u.experts.map((e) => e.usage),
       });

@@ -5,8 +5,10 @@
 import {
   builtinRules,
   builtinStrategies,
+  FEEDBACK_MODES,
   parsePartition,
   type AggregatorName,
+  type FeedbackMode,
   type FitnessKind,
   type PartitionScheme,
   type StrategyName,
@@ -54,8 +56,12 @@ export interface CoordinatorConfig {
   testFraction?: number;
   /** Model preset the browser trains. @default "cnn" */
   preset?: Preset;
-  /** @default { epochs: 1, batchSize: 32, learningRate: 0.005 } */
-  training?: { epochs?: number; batchSize?: number; learningRate?: number };
+  /**
+   * Local training, sent to the clients with every round. `feedback`: when a client measures the
+   * per-expert feedback it uploads (docs/protocol.md, "Feedback").
+   * @default { epochs: 1, batchSize: 32, learningRate: 0.005, feedback: "pre" }
+   */
+  training?: { epochs?: number; batchSize?: number; learningRate?: number; feedback?: FeedbackMode };
   /** Wire precision for model frames sent to clients. @default "float32" */
   wireDType?: "float32" | "float16";
   /** Seed for partitioning, initial weights and random strategies. @default 1 */
@@ -105,7 +111,12 @@ export interface ResolvedConfig {
   readonly maxSamplesPerClient: number;
   readonly testFraction: number;
   readonly preset: Preset;
-  readonly training: { readonly epochs: number; readonly batchSize: number; readonly learningRate: number };
+  readonly training: {
+    readonly epochs: number;
+    readonly batchSize: number;
+    readonly learningRate: number;
+    readonly feedback: FeedbackMode;
+  };
   readonly wireDType: "float32" | "float16";
   readonly seed: number;
   readonly quorum: number;
@@ -178,6 +189,7 @@ export function resolveConfig(c: CoordinatorConfig = {}): ResolvedConfig {
       epochs: int("epochs", c.training?.epochs ?? 1, 1, 100),
       batchSize: int("batch-size", c.training?.batchSize ?? 32, 1, 4096),
       learningRate: num("lr", c.training?.learningRate ?? 0.005, 1e-7, 10),
+      feedback: oneOf("feedback", c.training?.feedback ?? "pre", FEEDBACK_MODES),
     }),
     wireDType: oneOf("wire", c.wireDType ?? "float32", ["float32", "float16"]),
     seed: int("seed", c.seed ?? 1, 0, 2 ** 32 - 1),

@@ -2,7 +2,7 @@
  * The knobs `flexmoe serve` and `flexmoe experiment` share: one table, so the same knob has the same
  * flag, range and help in both, and a bad value is a usage error (exit code 2) everywhere.
  */
-import { AGGREGATOR_NAMES, parsePartition, STRATEGY_NAMES, ZERO_USAGE_RULES } from "@flexmoe/core";
+import { AGGREGATOR_NAMES, FEEDBACK_MODES, parsePartition, STRATEGY_NAMES, ZERO_USAGE_RULES } from "@flexmoe/core";
 
 type KnobSpec =
   | { kind: "int"; min: number; max: number }
@@ -31,6 +31,10 @@ export const KNOBS = {
   epochs: { help: "local epochs per round", spec: int(1, 1000) },
   "batch-size": { help: "local batch size", spec: int(1, 4096) },
   lr: { help: "learning rate (Adam, fresh each round)", spec: num(1e-7, 10) },
+  feedback: {
+    help: "when clients measure per-expert feedback: pre (received model) | during (last epoch's batches) | post (trained model)",
+    spec: choice(FEEDBACK_MODES),
+  },
   seed: { help: "run seed (partition, initial weights, assignment draws)", spec: int(0, 2 ** 32 - 1) },
   aggregator: { help: AGGREGATOR_NAMES.join(" | "), spec: choice(AGGREGATOR_NAMES) },
   trim: { help: "fraction cut from each end by --aggregator trimmed", spec: num(0, 0.5) },

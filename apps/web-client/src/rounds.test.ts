@@ -6,7 +6,7 @@ const start = (round: number): RoundStart => ({
   round,
   experts: [0],
   weights: new Uint8Array(0),
-  training: { epochs: 1, batchSize: 32, learningRate: 0.005 },
+  training: { epochs: 1, batchSize: 32, learningRate: 0.005, feedback: "pre" },
   timeoutMs: 1000,
 });
 

@@ -7,7 +7,7 @@
  */
 import {
   clientManifest,
-  createRng,
+  clientRng,
   splitClientTensors,
   decodeShard,
   decodeTensors,
@@ -207,10 +207,11 @@ export class Session {
     return this.runtime;
   }
 
-  private async ensureGate(spec: ModelSpec, runId: string): Promise<NamedTensor[]> {
+  /** The gate kept for this run, or a fresh one seeded by the run and this client (as the simulator seeds it). */
+  private async ensureGate(spec: ModelSpec, info: JoinInfo): Promise<NamedTensor[]> {
     if (this.gate) return this.gate;
-    const stored = await loadGate(runId);
-    this.gate = stored ?? initGate(spec, createRng((Math.random() * 2 ** 32) >>> 0));
+    const stored = await loadGate(info.runId);
+    this.gate = stored ?? initGate(spec, clientRng(info.runId, info.clientId, "gate"));
     return this.gate;
   }
 
@@ -231,20 +232,18 @@ export class Session {
       const runtime = this.runtime?.value;
       if (!runtime) throw new Error("round started before the backend was ready");
       const trainer = (this.trainer ??= runtime.createTrainer(spec));
-      trainer.load(split.backbone, experts, await this.ensureGate(spec, info.runId));
+      trainer.load(split.backbone, experts, await this.ensureGate(spec, info));
       const evalRes = await trainer.evaluate(shard.test);
       this.on.accuracy(start.round, evalRes.accuracy);
       const t0 = performance.now();
       const update = await trainer.train(this.trainingSet(shard.train), {
         ...start.training,
-        rng: createRng((start.round * 7919 + shard.train.n) >>> 0),
+        rng: clientRng(info.runId, info.clientId, `train:${start.round}`),
         onProgress: (done, total) => this.on.progress(total > 0 ? done / total : 1),
         yieldToHost: () => new Promise((r) => setTimeout(r, 0)),
         signal,
       });
       if (signal.aborted) return false;
-      this.gate = update.gate;
-      await saveGate(info.runId, update.gate);
       this.on.state("uploading");
       const tensors = [...update.backbone, ...update.experts.flatMap((x) => x.tensors)];
       const res = await this.request("update:submit", {
@@ -255,14 +254,19 @@ export class Session {
           evalAccuracy: evalRes.accuracy,
           evalLoss: evalRes.loss,
           evalSamples: shard.test.n,
-          trainLoss: update.loss,
+          trainLoss: update.trainLoss,
           trainMs: performance.now() - t0,
         },
         weights: encodeTensors(tensors),
       });
       answered = res.ok;
       if (!res.ok) this.on.state("waiting", `update not taken: ${res.error.code}`);
-      else this.on.state(this.paused ? "paused" : "waiting", "waiting for the next round");
+      else {
+        // The new gate goes with the update the server took; a refused update leaves the old one.
+        this.gate = update.gate;
+        await saveGate(info.runId, update.gate);
+        this.on.state(this.paused ? "paused" : "waiting", "waiting for the next round");
+      }
     } catch (e) {
       this.on.state("error", (e as Error).message);
     } finally {

@@ -9,7 +9,7 @@ import type { NamedTensor, TensorManifest } from "@flexmoe/core";
 import {
   backboneManifest,
   checkTensors,
-  cnnFlatDim,
+  CNN_CHANNELS,
   expertManifest,
   gateManifest,
   inputSize,
@@ -82,6 +82,10 @@ function at<T>(items: readonly T[], i: number): T {
   if (v === undefined) throw new Error(`internal: index ${i} out of range`);
   return v;
 }
+
+/** Mean -log(p_y + 1e-7) of mixture probabilities [b, C] with one-hot labels [b, C]. */
+export const nll = (probs: tf.Tensor2D, yOneHot: tf.Tensor2D): tf.Scalar =>
+  tf.mean(tf.neg(tf.log(tf.add(tf.sum(tf.mul(probs, yOneHot), 1), 1e-7))));
 
 export class MoeModel {
   readonly spec: ModelSpec;
@@ -157,10 +161,11 @@ export class MoeModel {
     const [h, wd, c] = spec.inputShape;
     // Forward-only passes never need the gradient workaround.
     const impl = grad ? convImplFor(tf.getBackend()) : "native";
-    const conv = (a: tf.Tensor4D, k: tf.Variable, b: tf.Variable): tf.Tensor4D =>
-      tf.maxPool(tf.relu(tf.add(conv3x3Same(a, k as tf.Tensor4D, impl), b)) as tf.Tensor4D, 2, 2, "valid");
-    const a2 = conv(conv(tf.reshape(x, [-1, h, wd, c]), w(0), w(1)), w(2), w(3));
-    return relu(dense(tf.reshape(a2, [-1, cnnFlatDim(spec)]), w(4), w(5)));
+    // The stem: conv 3x3 'same' -> ReLU -> 2x2 max-pool per layer, then flattened (the experts are the heads).
+    let a: tf.Tensor4D = tf.reshape(x, [-1, h, wd, c]);
+    for (let i = 0; i < CNN_CHANNELS.length; i++)
+      a = tf.maxPool(tf.relu(tf.add(conv3x3Same(a, w(2 * i) as tf.Tensor4D, impl), w(2 * i + 1))) as tf.Tensor4D, 2, 2, "valid");
+    return tf.reshape(a, [-1, spec.featureDim]);
   }
 
   /**
@@ -184,8 +189,7 @@ export class MoeModel {
 
   /** Mean -log(p_y + 1e-7) with one-hot labels [b, C]. Call inside tf.tidy. */
   loss(x: tf.Tensor2D, yOneHot: tf.Tensor2D): tf.Scalar {
-    const { probs } = this.forward(x, true);
-    return tf.mean(tf.neg(tf.log(tf.add(tf.sum(tf.mul(probs, yOneHot), 1), 1e-7))));
+    return nll(this.forward(x, true).probs, yOneHot);
   }
 
   /** Current weights as fresh Float32Array copies (a backend may hand out its own buffer). */

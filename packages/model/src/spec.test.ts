@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { createRng } from "@flexmoe/core";
+import { clientManifest, createRng, fullModelParams, paramCount } from "@flexmoe/core";
 import {
   backboneManifest,
   checkTensors,
@@ -9,22 +9,40 @@ import {
   initBackbone,
   initExpert,
   initGate,
+  modelLayout,
   modelSpec,
 } from "./spec.ts";
 
 describe("modelSpec", () => {
   it("has the documented defaults and validates its inputs", () => {
+    // cnn: the paper's shape, a conv stem flattened to 3 x 3 x 16 features, experts 144 -> 128 -> classes.
     expect(modelSpec("cnn", 4)).toEqual({
       preset: "cnn",
       experts: 4,
       numClasses: 10,
       inputShape: [28, 28, 1],
-      featureDim: 64,
-      expertHidden: 32,
+      featureDim: 144,
+      expertHidden: 128,
     });
+    expect(modelSpec("dense", 4)).toMatchObject({ featureDim: 64, expertHidden: 32 });
+    expect(modelSpec("cnn", 4, 10, { inputShape: [32, 32, 3] }).featureDim).toBe(4 * 4 * 16);
     expect(() => modelSpec("dense", 0)).toThrow(/experts/);
     expect(() => modelSpec("dense", 2, 1)).toThrow(/numClasses/);
-    expect(() => modelSpec("cnn", 2, 10, { inputShape: [3, 3, 1] })).toThrow(/too small/);
+    expect(() => modelSpec("cnn", 2, 10, { inputShape: [7, 7, 1] })).toThrow(/too small/);
+    expect(() => modelSpec("cnn", 2, 10, { featureDim: 64 })).toThrow(/flattened output, 144/);
+  });
+});
+
+describe("cnn preset: what a page downloads", () => {
+  it("holding k = 2 of 8 experts, a page receives at most 35% of the full float32 model", () => {
+    const spec = modelSpec("cnn", 8);
+    const layout = modelLayout(spec);
+    expect(countParams(layout.backbone)).toBe(9 * 8 + 8 + (9 * 8 * 16 + 16) + (9 * 16 * 16 + 16));
+    expect(countParams(expertManifest(spec, 0))).toBe(144 * 128 + 128 + 128 * 10 + 10);
+    // The frame a page receives (and sends back) is the backbone and its experts; the gate never travels.
+    const fraction = paramCount(clientManifest(layout, [3, 6])) / fullModelParams(layout);
+    expect(fraction).toBeLessThanOrEqual(0.35);
+    expect(fraction).toBeCloseTo((3568 + 2 * 19850) / (3568 + 8 * 19850), 12);
   });
 });
 
@@ -51,7 +69,7 @@ describe.each(["cnn", "dense"] as const)("manifests and init (%s)", (preset) => 
     expect(new Set(names).size).toBe(names.length);
     expect(names.every((n) => /^(backbone|gate|expert\/\d+)\//.test(n))).toBe(true);
     expect(gateManifest(spec)).toEqual([
-      { name: "gate/kernel", shape: [64, 4] },
+      { name: "gate/kernel", shape: [spec.featureDim, 4] },
       { name: "gate/bias", shape: [4] },
     ]);
     expect(() => expertManifest(spec, 4)).toThrow(RangeError);
@@ -77,8 +95,9 @@ describe.each(["cnn", "dense"] as const)("manifests and init (%s)", (preset) => 
   it("countParams sums the manifest", () => {
     const n = countParams(backboneManifest(spec));
     expect(n).toBe(initBackbone(spec, createRng(1)).reduce((s, t) => s + t.data.length, 0));
-    expect(countParams(expertManifest(spec, 0))).toBe(64 * 32 + 32 + 32 * 10 + 10);
-    expect(countParams(gateManifest(spec))).toBe(64 * 4 + 4);
+    const { featureDim: f, expertHidden: h } = spec;
+    expect(countParams(expertManifest(spec, 0))).toBe(f * h + h + h * 10 + 10);
+    expect(countParams(gateManifest(spec))).toBe(f * 4 + 4);
   });
 });
 

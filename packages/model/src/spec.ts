@@ -14,7 +14,10 @@ export interface ModelSpec {
   numClasses: number;
   /** Per-sample shape [height, width, channels]. */
   inputShape: [number, number, number];
-  /** Width of the backbone's output h = psi(x), the input of the gate and of every expert. */
+  /**
+   * Width of the backbone's output h = psi(x), the input of the gate and of every expert. For cnn it is
+   * the stem's flattened output ({@link cnnFlatDim}: 144 on 28x28); for dense a free choice.
+   */
   featureDim: number;
   /** Hidden width of each expert's 2-layer MLP head. */
   expertHidden: number;
@@ -23,24 +26,41 @@ export interface ModelSpec {
 /** Optional overrides of the default sizes (e.g. a 32x32x3 input). */
 export interface ModelSpecOverrides {
   inputShape?: [number, number, number];
+  /** dense only: cnn's feature width is its stem's flattened output. */
   featureDim?: number;
   expertHidden?: number;
 }
 
-/** Fixed inner widths of the presets; the spec only exposes what crosses the backbone/expert boundary. */
-export const CNN_CHANNELS = [8, 16] as const;
+/**
+ * Fixed inner widths of the presets; the spec only exposes what crosses the backbone/expert boundary.
+ * cnn: three 3x3 'same' convolutions, each followed by ReLU and a 2x2 max-pool (28 -> 14 -> 7 -> 3).
+ */
+export const CNN_CHANNELS = [8, 16, 16] as const;
 export const DENSE_HIDDEN = 128;
+
+/**
+ * Default sizes per preset. cnn is the paper's shape (section 5): a small convolutional stem shared by
+ * all, each expert a 2-layer MLP head features -> 128 -> classes, so the experts carry most of the
+ * parameters and a page holding k of E downloads about k/E of them. dense is the fast simulation model.
+ */
+export const PRESET_DEFAULTS = {
+  cnn: { expertHidden: 128 },
+  dense: { featureDim: 64, expertHidden: 32 },
+} as const;
 
 const isPosInt = (v: number): boolean => Number.isInteger(v) && v > 0;
 
 export function modelSpec(preset: Preset, experts: number, numClasses = 10, overrides: ModelSpecOverrides = {}): ModelSpec {
+  const inputShape = overrides.inputShape ?? [28, 28, 1];
+  const featureDim =
+    preset === "cnn" ? (overrides.featureDim ?? cnnFlatDim(inputShape)) : (overrides.featureDim ?? PRESET_DEFAULTS.dense.featureDim);
   const spec: ModelSpec = {
     preset,
     experts,
     numClasses,
-    inputShape: overrides.inputShape ?? [28, 28, 1],
-    featureDim: overrides.featureDim ?? 64,
-    expertHidden: overrides.expertHidden ?? 32,
+    inputShape,
+    featureDim,
+    expertHidden: overrides.expertHidden ?? (preset === "cnn" ? PRESET_DEFAULTS.cnn : PRESET_DEFAULTS.dense).expertHidden,
   };
   validateSpec(spec);
   return spec;
@@ -53,10 +73,14 @@ export function validateSpec(spec: ModelSpec): void {
   if (!isPosInt(spec.numClasses) || spec.numClasses < 2) throw new RangeError(`numClasses must be an integer >= 2, got ${spec.numClasses}`);
   if (spec.inputShape.length !== 3 || !spec.inputShape.every(isPosInt))
     throw new RangeError(`inputShape must be 3 positive integers, got [${spec.inputShape.join(",")}]`);
+  if (spec.preset === "cnn") {
+    const flat = cnnFlatDim(spec.inputShape);
+    if (flat === 0) throw new RangeError(`inputShape [${spec.inputShape.join(",")}] is too small for ${CNN_CHANNELS.length} 2x2 poolings`);
+    if (spec.featureDim !== flat)
+      throw new RangeError(`cnn featureDim is the stem's flattened output, ${flat} for this input, got ${spec.featureDim}`);
+  }
   if (!isPosInt(spec.featureDim)) throw new RangeError(`featureDim must be a positive integer, got ${spec.featureDim}`);
   if (!isPosInt(spec.expertHidden)) throw new RangeError(`expertHidden must be a positive integer, got ${spec.expertHidden}`);
-  if (spec.preset === "cnn" && cnnFlatDim(spec) === 0)
-    throw new RangeError(`inputShape [${spec.inputShape.join(",")}] is too small for two 2x2 poolings`);
 }
 
 /** Pixels per sample (784 for MNIST). */
@@ -65,26 +89,26 @@ export function inputSize(spec: ModelSpec): number {
   return h * w * c;
 }
 
-/** Flattened size after conv-pool-conv-pool ('same' convs, 2x2 'valid' pools). */
-export function cnnFlatDim(spec: ModelSpec): number {
-  const [h, w] = spec.inputShape;
-  return Math.floor(Math.floor(h / 2) / 2) * Math.floor(Math.floor(w / 2) / 2) * CNN_CHANNELS[1];
+/** Flattened size of the cnn stem's output ('same' convs, 2x2 'valid' pools): 3 x 3 x 16 = 144 on 28x28. */
+export function cnnFlatDim(inputShape: readonly [number, number, number]): number {
+  const pooled = (d: number): number => CNN_CHANNELS.reduce((x) => Math.floor(x / 2), d);
+  const [h, w] = inputShape;
+  return pooled(h) * pooled(w) * (CNN_CHANNELS.at(-1) ?? 0);
 }
 
 type Entry = { name: string; shape: number[] };
 
 export function backboneManifest(spec: ModelSpec): TensorManifest {
   if (spec.preset === "cnn") {
-    const inC = spec.inputShape[2];
-    const [c1, c2] = CNN_CHANNELS;
-    return [
-      { name: "backbone/conv1/kernel", shape: [3, 3, inC, c1] },
-      { name: "backbone/conv1/bias", shape: [c1] },
-      { name: "backbone/conv2/kernel", shape: [3, 3, c1, c2] },
-      { name: "backbone/conv2/bias", shape: [c2] },
-      { name: "backbone/dense/kernel", shape: [cnnFlatDim(spec), spec.featureDim] },
-      { name: "backbone/dense/bias", shape: [spec.featureDim] },
-    ] satisfies Entry[];
+    let inC = spec.inputShape[2];
+    return CNN_CHANNELS.flatMap((outC, i): Entry[] => {
+      const layer = [
+        { name: `backbone/conv${i + 1}/kernel`, shape: [3, 3, inC, outC] },
+        { name: `backbone/conv${i + 1}/bias`, shape: [outC] },
+      ];
+      inC = outC;
+      return layer;
+    });
   }
   return [
     { name: "backbone/dense1/kernel", shape: [inputSize(spec), DENSE_HIDDEN] },

@@ -83,7 +83,8 @@ describe("MoeTrainer.train (dense, CPU)", () => {
     const t = new MoeTrainer(spec);
     let gate = w.gate;
     const counts: number[] = [];
-    // Assignments change between rounds, as the server's solver would do.
+    // Assignments change between rounds, as the server's solver would do; each feedback mode once.
+    const modes = ["during", "pre", "post"] as const;
     for (const [round, ids] of [
       [0, 1],
       [2, 3],
@@ -91,7 +92,7 @@ describe("MoeTrainer.train (dense, CPU)", () => {
     ].entries()) {
       t.load(w.backbone, w.pick(ids), gate);
       await t.evaluate(data);
-      const update = await t.train(data, opts(round));
+      const update = await t.train(data, { ...opts(round), feedback: modes[round] ?? "pre" });
       await t.predict(data.x.subarray(0, 784));
       gate = update.gate;
       counts.push(tf.memory().numTensors);
@@ -133,8 +134,9 @@ describe("MoeTrainer.train (dense, CPU)", () => {
       expect(f.loss).toBeGreaterThanOrEqual(0);
       if (f.usage === 0) expect([f.accuracy, f.loss]).toEqual([0, 0]);
     }
-    const weighted = u.feedback.reduce((s, f) => s + f.usage * f.loss, 0) / 64;
-    expect(u.loss).toBeCloseTo(weighted, 5);
+    expect(u.feedbackMode).toBe("pre");
+    expect(u.feedback.reduce((s, f) => s + (f.mass ?? 0), 0)).toBeCloseTo(64, 4);
+    expect(Number.isFinite(u.trainLoss) && u.trainLoss > 0).toBe(true);
     expect(u.experts[0]?.tensors.map((x) => x.name)).toEqual([
       "expert/1/dense1/kernel",
       "expert/1/dense1/bias",
@@ -189,6 +191,49 @@ describe("MoeTrainer.train (dense, CPU)", () => {
     expect(s.after.loss).toBeLessThan(s.before.loss);
   });
 
+  it("measures the feedback before, during or after training; the training is the same", async () => {
+    const w = initial(spec, 14);
+    const data = toyData(96, 15);
+    const t = new MoeTrainer(spec);
+    const run = async (feedback: "pre" | "during" | "post") => {
+      t.load(w.backbone, w.pick([0, 2]), w.gate);
+      const received = await t.evaluate(data);
+      const u = await t.train(data, { ...opts(16, 2), feedback });
+      const trained = await t.evaluate(data);
+      return { received, u, trained };
+    };
+    /** The feedback's per-expert numbers folded back into totals over the samples. */
+    const totals = (fb: readonly { usage: number; accuracy: number; loss: number; mass?: number }[]) => ({
+      usage: fb.reduce((s, f) => s + f.usage, 0),
+      mass: fb.reduce((s, f) => s + (f.mass ?? 0), 0),
+      accuracy: fb.reduce((s, f) => s + f.usage * f.accuracy, 0) / data.n,
+      loss: fb.reduce((s, f) => s + f.usage * f.loss, 0) / data.n,
+    });
+    const pre = await run("pre");
+    const during = await run("during");
+    const post = await run("post");
+    // Training does not depend on when the feedback is measured: same weights, gate and loss.
+    expect(during.u.backbone).toEqual(pre.u.backbone);
+    expect(post.u.backbone).toEqual(pre.u.backbone);
+    expect(post.u.gate).toEqual(pre.u.gate);
+    expect(post.u.trainLoss).toBe(pre.u.trainLoss);
+    for (const r of [pre, during, post]) {
+      expect(totals(r.u.feedback).usage).toBe(data.n);
+      expect(totals(r.u.feedback).mass).toBeCloseTo(data.n, 9);
+      expect(r.u.experts.map((e) => e.usage)).toEqual(r.u.feedback.map((f) => f.usage));
+    }
+    // pre: the model as received; post: the model as trained; during: the last epoch's batches as they ran.
+    expect(totals(pre.u.feedback).accuracy).toBeCloseTo(pre.received.accuracy, 9);
+    expect(totals(pre.u.feedback).loss).toBeCloseTo(pre.received.loss, 9);
+    expect(totals(post.u.feedback).accuracy).toBeCloseTo(post.trained.accuracy, 9);
+    expect(totals(post.u.feedback).loss).toBeCloseTo(post.trained.loss, 9);
+    expect(totals(during.u.feedback).loss).toBeCloseTo(during.u.trainLoss, 4);
+    expect(totals(pre.u.feedback).loss).toBeGreaterThan(totals(post.u.feedback).loss);
+    expect(during.u.feedbackMode).toBe("during");
+    await expect(t.train(data, { ...opts(1), feedback: "later" as "pre" })).rejects.toThrow(/feedback mode/);
+    t.dispose();
+  });
+
   it("stops on abort without leaking tensors", async () => {
     const w = initial(spec, 12);
     const data = toyData(64, 13);
@@ -227,7 +272,7 @@ describe.each(["cnn"] as Preset[])("MoeTrainer.train (%s, CPU)", (preset) => {
     t.load(w.backbone, w.pick([0, 2]), w.gate);
     const start = tf.memory().numTensors;
     const u = await t.train(data, { ...opts(23), batchSize: 20 });
-    expect(Number.isFinite(u.loss)).toBe(true);
+    expect(Number.isFinite(u.trainLoss)).toBe(true);
     expect(u.feedback.reduce((s, f) => s + f.usage, 0)).toBe(100);
     expect(u.backbone.map((x) => x.name)).toContain("backbone/conv1/kernel");
     expect(u.backbone[0]?.data).not.toEqual(w.backbone[0]?.data);

@@ -1,11 +1,12 @@
 /**
  * Local training of one client's MoE (paper section 4, client side): train backbone, assigned
  * experts and the personal gate on the client's data, then report new weights and per-expert
- * feedback (section 2.1). Runs unchanged on every TF.js backend.
+ * feedback (section 2.1), measured before, during or after training. Runs unchanged on every TF.js
+ * backend.
  */
 import * as tf from "@tensorflow/tfjs";
-import type { ExpertFeedback, LabeledSet, NamedTensor, Rng } from "@flexmoe/core";
-import { MoeModel } from "./model.ts";
+import type { ExpertFeedback, FeedbackMode, LabeledSet, NamedTensor, Rng } from "@flexmoe/core";
+import { MoeModel, nll } from "./model.ts";
 import type { ModelSpec } from "./spec.ts";
 
 export interface TrainOptions {
@@ -14,6 +15,12 @@ export interface TrainOptions {
   learningRate: number;
   /** Shuffles the sample order each epoch (seeded, so a run is reproducible). */
   rng: Rng;
+  /**
+   * When the per-expert feedback is measured over the training samples: `pre`, the received model
+   * before training; `during`, the training batches of the last epoch as they run; `post`, the trained
+   * model after training. @default "pre"
+   */
+  feedback?: FeedbackMode;
   /** Samples processed so far and in total (epochs * n), after each batch. */
   onProgress?: (done: number, total: number) => void;
   /** Called between batches so the browser page stays responsive. */
@@ -24,13 +31,16 @@ export interface TrainOptions {
 
 export interface LocalUpdate {
   backbone: NamedTensor[];
+  /** The trained experts, each with its aggregation weight (the feedback's usage). */
   experts: { expert: number; tensors: NamedTensor[]; usage: number }[];
   /** The client's own gate: keep it locally, never upload it. */
   gate: NamedTensor[];
   feedback: ExpertFeedback[];
+  /** How {@link LocalUpdate.feedback} was measured. */
+  feedbackMode: FeedbackMode;
   numSamples: number;
-  /** Mean loss over the training data after training (the pass that also yields the feedback). */
-  loss: number;
+  /** Sample-weighted mean loss of the training batches of the last local epoch, as they ran (0 without epochs). */
+  trainLoss: number;
 }
 
 export interface TrainerOptions {
@@ -42,12 +52,78 @@ export interface TrainerOptions {
 const EVAL_BATCH = 256;
 const EPS = 1e-7;
 
-/** Per-sample results of a forward pass over a data set. */
-interface Scan {
-  /** Index into `assigned` of each sample's top gate choice. */
-  route: Int32Array;
-  correct: Uint8Array;
-  loss: Float32Array;
+/**
+ * Per-expert sums over samples, each sample attributed to its top gate choice among the assigned
+ * experts (paper section 2.1), plus the soft gate mass and the totals. Fed with rows of
+ * [mixture probabilities (C) | gate weights (k)] as the forward pass returns them.
+ */
+class Tally {
+  readonly usage: number[];
+  readonly mass: number[];
+  private readonly correct: number[];
+  private readonly lossSum: number[];
+  private n = 0;
+  private totalCorrect = 0;
+  private totalLoss = 0;
+
+  constructor(
+    private readonly classes: number,
+    private readonly k: number,
+  ) {
+    this.usage = new Array<number>(k).fill(0);
+    this.mass = new Array<number>(k).fill(0);
+    this.correct = new Array<number>(k).fill(0);
+    this.lossSum = new Array<number>(k).fill(0);
+  }
+
+  /** Adds `labels.length` samples whose rows start at `offset` in `vals`. */
+  add(vals: ArrayLike<number>, labels: ArrayLike<number>, offset = 0): void {
+    const c = this.classes;
+    const w = c + this.k;
+    for (let i = 0; i < labels.length; i++) {
+      const row = offset + i * w;
+      let pred = 0;
+      for (let j = 1; j < c; j++) if ((vals[row + j] ?? 0) > (vals[row + pred] ?? 0)) pred = j;
+      let route = 0;
+      let gateSum = 0;
+      for (let j = 0; j < this.k; j++) {
+        const g = vals[row + c + j] ?? 0;
+        gateSum += g;
+        if (g > (vals[row + c + route] ?? 0)) route = j;
+      }
+      // Normalized per sample, so the masses sum to the samples on half-float backends too (the server checks that).
+      for (let j = 0; j < this.k; j++) {
+        const share = gateSum > 0 ? (vals[row + c + j] ?? 0) / gateSum : 1 / this.k;
+        this.mass[j] = (this.mass[j] ?? 0) + share;
+      }
+      const label = labels[i] ?? 0;
+      const ok = pred === label ? 1 : 0;
+      const loss = -Math.log((vals[row + label] ?? 0) + EPS);
+      this.usage[route] = (this.usage[route] ?? 0) + 1;
+      this.correct[route] = (this.correct[route] ?? 0) + ok;
+      this.lossSum[route] = (this.lossSum[route] ?? 0) + loss;
+      this.n++;
+      this.totalCorrect += ok;
+      this.totalLoss += loss;
+    }
+  }
+
+  totals(): { accuracy: number; loss: number } {
+    return this.n === 0 ? { accuracy: 0, loss: 0 } : { accuracy: this.totalCorrect / this.n, loss: this.totalLoss / this.n };
+  }
+
+  feedback(assigned: readonly number[]): ExpertFeedback[] {
+    return assigned.map((expert, i) => {
+      const u = this.usage[i] ?? 0;
+      return {
+        expert,
+        usage: u,
+        mass: this.mass[i] ?? 0,
+        accuracy: u > 0 ? (this.correct[i] ?? 0) / u : 0,
+        loss: u > 0 ? (this.lossSum[i] ?? 0) / u : 0,
+      };
+    });
+  }
 }
 
 function abortError(): Error {
@@ -89,31 +165,54 @@ export class MoeTrainer {
   /** Accuracy and mean loss of the personalized model (backbone + assigned experts + own gate). */
   async evaluate(data: LabeledSet): Promise<{ accuracy: number; loss: number }> {
     this.ensureReady();
-    const s = await this.scan(data);
-    if (data.n === 0) return { accuracy: 0, loss: 0 };
-    let correct = 0;
-    let loss = 0;
-    for (let i = 0; i < data.n; i++) {
-      correct += s.correct[i] ?? 0;
-      loss += s.loss[i] ?? 0;
-    }
-    return { accuracy: correct / data.n, loss: loss / data.n };
+    return (await this.scan(data)).totals();
   }
 
   /**
-   * Local epochs over `data` with a fresh optimizer, then one forward pass for the feedback.
-   * Returns copies of the new backbone, assigned experts and gate.
+   * Local epochs over `data` with a fresh optimizer, with the per-expert feedback measured as
+   * `opts.feedback` says. Returns copies of the new backbone, assigned experts and gate.
    */
   async train(data: LabeledSet, opts: TrainOptions): Promise<LocalUpdate> {
     this.ensureIdle();
     this.ensureReady();
     this.checkData(data);
     const { epochs, batchSize, learningRate } = opts;
+    const mode = opts.feedback ?? "pre";
     if (!Number.isInteger(epochs) || epochs < 0) throw new RangeError(`epochs must be an integer >= 0, got ${epochs}`);
     if (!Number.isInteger(batchSize) || batchSize < 1) throw new RangeError(`batchSize must be a positive integer, got ${batchSize}`);
     if (!(learningRate > 0)) throw new RangeError(`learningRate must be > 0, got ${learningRate}`);
+    if (mode !== "pre" && mode !== "during" && mode !== "post") throw new RangeError(`unknown feedback mode '${String(mode)}'`);
 
     this.busy = true;
+    try {
+      const fresh = (): Tally => new Tally(this.spec.numClasses, this.model.assigned.length);
+      const pre = mode === "pre" ? await this.scan(data) : null;
+      const during = mode === "during" ? fresh() : null;
+      const trainLoss = await this.fit(data, opts, during);
+      const tally = pre ?? during ?? (await this.scan(data));
+      this.ensureReady();
+      const feedback = tally.feedback(this.model.assigned);
+      const weights = await this.model.export();
+      return {
+        backbone: weights.backbone,
+        experts: weights.experts.map((e, i) => ({ ...e, usage: feedback[i]?.usage ?? 0 })),
+        gate: weights.gate,
+        feedback,
+        feedbackMode: mode,
+        numSamples: data.n,
+        trainLoss,
+      };
+    } finally {
+      this.busy = false;
+    }
+  }
+
+  /**
+   * The local epochs. Tallies the last epoch's batches into `during` when given, from the forward pass
+   * each step already makes. Returns the last epoch's sample-weighted mean batch loss (0 without epochs).
+   */
+  private async fit(data: LabeledSet, opts: TrainOptions, during: Tally | null): Promise<number> {
+    const { epochs, batchSize, learningRate } = opts;
     const optimizer = this.optimizerKind === "sgd" ? tf.train.sgd(learningRate) : tf.train.adam(learningRate);
     try {
       const vars = this.model.trainableVariables();
@@ -121,21 +220,47 @@ export class MoeTrainer {
       const total = epochs * n;
       const order = Array.from({ length: n }, (_, i) => i);
       let done = 0;
+      let epochLoss = 0;
       for (let epoch = 0; epoch < epochs; epoch++) {
         opts.rng.shuffle(order);
+        const tally = epoch === epochs - 1 ? during : null;
+        epochLoss = 0;
         for (let start = 0; start < n; start += batchSize) {
           const idx = order.slice(start, start + batchSize);
-          const lossT = tf.tidy(() => {
-            const x = tf.tensor2d(this.gatherX(data, idx), [idx.length, this.model.inputSize]);
-            const y = tf.tensor2d(this.oneHot(data, idx), [idx.length, this.spec.numClasses]);
-            const cost = optimizer.minimize(() => this.model.loss(x, y), true, vars);
-            if (cost === null) throw new Error("internal: optimizer returned no cost");
-            return cost;
-          });
+          const kept: { stats: tf.Tensor | null } = { stats: null };
+          let out: tf.Tensor;
+          try {
+            out = tf.tidy(() => {
+              const x = tf.tensor2d(this.gatherX(data, idx), [idx.length, this.model.inputSize]);
+              const y = tf.tensor2d(this.oneHot(data, idx), [idx.length, this.spec.numClasses]);
+              const cost = optimizer.minimize(
+                () => {
+                  const { probs, gates } = this.model.forward(x, true);
+                  // Kept past minimize's own tidy; off the loss's path, so no gradient flows through it.
+                  if (tally) kept.stats = tf.keep(tf.concat([probs, gates], 1));
+                  return nll(probs, y);
+                },
+                true,
+                vars,
+              );
+              if (cost === null) throw new Error("internal: optimizer returned no cost");
+              // One read per batch either way: [cost | the batch's rows].
+              return kept.stats === null ? cost : tf.concat([tf.reshape(cost, [1]), tf.reshape(kept.stats, [-1])]);
+            });
+          } finally {
+            kept.stats?.dispose();
+          }
           // An async read per batch paces GPU backends without blocking the page.
-          const value = (await lossT.data())[0] ?? NaN;
-          lossT.dispose();
+          const vals = await out.data();
+          out.dispose();
+          const value = vals[0] ?? NaN;
           if (!Number.isFinite(value)) throw new Error(`training diverged: batch loss ${value} in epoch ${epoch + 1}`);
+          tally?.add(
+            vals,
+            idx.map((i) => data.y[i] ?? 0),
+            1,
+          );
+          epochLoss += value * idx.length;
           done += idx.length;
           opts.onProgress?.(done, total);
           if (opts.yieldToHost) await opts.yieldToHost();
@@ -143,44 +268,11 @@ export class MoeTrainer {
           this.ensureReady();
         }
       }
+      return epochs > 0 && n > 0 ? epochLoss / n : 0;
     } finally {
       // Adam's moments are per round: a fresh optimizer each call, its state freed here.
       optimizer.dispose();
-      this.busy = false;
     }
-
-    const s = await this.scan(data);
-    this.ensureReady();
-    const assigned = this.model.assigned;
-    const usage = new Array<number>(assigned.length).fill(0);
-    const correct = new Array<number>(assigned.length).fill(0);
-    const lossSum = new Array<number>(assigned.length).fill(0);
-    let totalLoss = 0;
-    for (let i = 0; i < data.n; i++) {
-      const r = s.route[i] ?? 0;
-      usage[r] = (usage[r] ?? 0) + 1;
-      correct[r] = (correct[r] ?? 0) + (s.correct[i] ?? 0);
-      lossSum[r] = (lossSum[r] ?? 0) + (s.loss[i] ?? 0);
-      totalLoss += s.loss[i] ?? 0;
-    }
-    const feedback: ExpertFeedback[] = assigned.map((expert, i) => {
-      const u = usage[i] ?? 0;
-      return {
-        expert,
-        usage: u,
-        accuracy: u > 0 ? (correct[i] ?? 0) / u : 0,
-        loss: u > 0 ? (lossSum[i] ?? 0) / u : 0,
-      };
-    });
-    const weights = await this.model.export();
-    return {
-      backbone: weights.backbone,
-      experts: weights.experts.map((e, i) => ({ ...e, usage: usage[i] ?? 0 })),
-      gate: weights.gate,
-      feedback,
-      numSamples: data.n,
-      loss: data.n > 0 ? totalLoss / data.n : 0,
-    };
   }
 
   /** One image (flat, inputSize values): mixture probabilities, E-wide gate (0 for unassigned), top expert. */
@@ -216,13 +308,11 @@ export class MoeTrainer {
     this.model.dispose();
   }
 
-  /** Forward-only pass in data order: each sample's route, correctness and loss. */
-  private async scan(data: LabeledSet): Promise<Scan> {
+  /** Forward-only pass in data order, tallied per assigned expert. */
+  private async scan(data: LabeledSet): Promise<Tally> {
     this.checkData(data);
     const n = data.n;
-    const c = this.spec.numClasses;
-    const k = this.model.assigned.length;
-    const scan: Scan = { route: new Int32Array(n), correct: new Uint8Array(n), loss: new Float32Array(n) };
+    const tally = new Tally(this.spec.numClasses, this.model.assigned.length);
     const size = this.model.inputSize;
     for (let start = 0; start < n; start += EVAL_BATCH) {
       this.ensureReady();
@@ -234,20 +324,9 @@ export class MoeTrainer {
       });
       const vals = await out.data();
       out.dispose();
-      const w = c + k;
-      for (let i = start; i < end; i++) {
-        const row = (i - start) * w;
-        let pred = 0;
-        for (let j = 1; j < c; j++) if ((vals[row + j] ?? 0) > (vals[row + pred] ?? 0)) pred = j;
-        let route = 0;
-        for (let j = 1; j < k; j++) if ((vals[row + c + j] ?? 0) > (vals[row + c + route] ?? 0)) route = j;
-        const label = data.y[i] ?? 0;
-        scan.route[i] = route;
-        scan.correct[i] = pred === label ? 1 : 0;
-        scan.loss[i] = -Math.log((vals[row + label] ?? 0) + EPS);
-      }
+      tally.add(vals, data.y.subarray(start, end));
     }
-    return scan;
+    return tally;
   }
 
   private gatherX(data: LabeledSet, idx: readonly number[]): Float32Array {

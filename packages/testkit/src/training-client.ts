@@ -96,7 +96,7 @@ export class TrainingClient {
         evalAccuracy: ev.accuracy,
         evalLoss: ev.loss,
         evalSamples: ev.samples,
-        trainLoss: update.loss,
+        trainLoss: update.trainLoss,
         trainMs: performance.now() - t0,
       },
       weights: encodeTensors([...update.backbone, ...update.experts.flatMap((x) => x.tensors)]),

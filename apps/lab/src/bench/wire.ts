@@ -1,10 +1,19 @@
 /**
- * Wire bench: bytes a client downloads and uploads per round holding k of E experts (backbone + k experts;
- * the gate stays on the client), in float32 and float16, against a full model in float32 (backbone, all E
- * experts and the gate: what Disco and plain FedAvg ship), plus encode/decode time per MB.
+ * Wire bench: bytes a client downloads and uploads per round holding k of E experts (backbone + k experts,
+ * core's clientManifest; the gate stays on the client), in float32 and float16, against the full global
+ * model in float32 (backbone and all E experts, core's fullModelParams), plus encode/decode time per MB.
  */
-import { createRng, decodeTensors, encodeTensors, manifestOf, type NamedTensor, type WireDType } from "@flexmoe/core";
-import { initBackbone, initExpert, initGate, modelSpec, type Preset } from "@flexmoe/model/spec";
+import {
+  clientTensors,
+  createRng,
+  decodeTensors,
+  encodeTensors,
+  fullModelParams,
+  manifestOf,
+  type NamedTensor,
+  type WireDType,
+} from "@flexmoe/core";
+import { initWeights, modelLayout, modelSpec, type Preset } from "@flexmoe/model/spec";
 import { consume, timeInterleaved, type BenchContext } from "./common.ts";
 import { sig } from "./stats.ts";
 
@@ -14,10 +23,12 @@ export interface WireRow {
   capacity: number;
   dtype: WireDType;
   downloadBytes: number;
+  /** The same frame shape as the download: backbone + the k held experts. */
   uploadBytes: number;
+  /** The full global model in float32: 4 bytes per parameter of the backbone and all E experts. */
   fullModelBytes: number;
-  /** (download + upload) / (2 * fullModelBytes). */
-  fractionOfFull: number;
+  /** downloadBytes / fullModelBytes (the upload's fraction is the same). */
+  downloadFraction: number;
 }
 
 export interface WireCodecRow {
@@ -33,21 +44,21 @@ export interface WireResult {
   codec: WireCodecRow[];
 }
 
-export function benchWire(ctx: BenchContext): WireResult {
-  ctx.progress("wire: frame sizes and codec speed");
+/** Frame sizes of the cnn preset (what the page trains) at E = 8, 16, 64 and k = 1, 2, 4. */
+export function wireRows(): WireRow[] {
   const rows: WireRow[] = [];
   const preset: Preset = "cnn";
   for (const E of [8, 16, 64]) {
     const spec = modelSpec(preset, E);
-    const rng = createRng(3);
-    const backbone = initBackbone(spec, rng);
-    const experts = Array.from({ length: E }, (_, e) => initExpert(spec, e, rng));
-    const gate = initGate(spec, rng);
-    const fullModelBytes = encodeTensors([...backbone, ...experts.flat(), ...gate], "float32").byteLength;
+    const { backbone, experts } = initWeights(spec, createRng(3));
+    const fullModelBytes = 4 * fullModelParams(modelLayout(spec));
     for (const k of [1, 2, 4]) {
+      const held = clientTensors(
+        backbone,
+        experts,
+        Array.from({ length: k }, (_, e) => e),
+      );
       for (const dtype of ["float32", "float16"] as const) {
-        const held = [...backbone, ...experts.slice(0, k).flat()];
-        // Download and upload are the same frame shape: backbone + the k held experts.
         const bytes = encodeTensors(held, dtype).byteLength;
         rows.push({
           preset,
@@ -57,11 +68,17 @@ export function benchWire(ctx: BenchContext): WireResult {
           downloadBytes: bytes,
           uploadBytes: bytes,
           fullModelBytes,
-          fractionOfFull: sig((2 * bytes) / (2 * fullModelBytes), 3),
+          downloadFraction: sig(bytes / fullModelBytes, 3),
         });
       }
     }
   }
+  return rows;
+}
+
+export function benchWire(ctx: BenchContext): WireResult {
+  ctx.progress("wire: frame sizes and codec speed");
+  const rows = wireRows();
 
   // Codec speed on a ~2 MB frame of realistic values.
   const rng = createRng(5);

@@ -165,10 +165,12 @@ export function formatReport(r: BenchReport): string {
     );
   }
   if (r.wire) {
+    const target = r.wire.find((w) => w.experts === 8 && w.capacity === 2 && w.dtype === "float32");
     out.push(
-      "\nWire per client per round (backbone + k experts; full model = backbone + all experts + gate, float32)",
+      "\nWire per client per round, cnn preset (download = upload = backbone + k experts; the gate stays on the page;" +
+        " full model = backbone + all E experts, float32)",
       formatTable(
-        ["experts", "k", "dtype", "download", "upload", "full model", "of full"],
+        ["experts", "k", "dtype", "download", "upload", "full model", "download of full"],
         r.wire.map((w) => [
           w.experts,
           w.capacity,
@@ -176,9 +178,12 @@ export function formatReport(r: BenchReport): string {
           formatBytes(w.downloadBytes),
           formatBytes(w.uploadBytes),
           formatBytes(w.fullModelBytes),
-          pct(w.fractionOfFull),
+          pct(w.downloadFraction),
         ]),
       ),
+      ...(target
+        ? [`k = 2 of 8, float32: a page downloads ${pct(target.downloadFraction)} of the full float32 model (target: at most 35%)`]
+        : []),
     );
   }
   if (r.wireCodec) {

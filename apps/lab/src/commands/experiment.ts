@@ -7,7 +7,8 @@ import { cpus } from "node:os";
 import path from "node:path";
 import { parseArgs } from "node:util";
 import { resolveConfig } from "@flexmoe/coordinator";
-import { AGGREGATOR_NAMES } from "@flexmoe/core";
+import { AGGREGATOR_NAMES, type FeedbackMode } from "@flexmoe/core";
+import { PRESET_DEFAULTS } from "@flexmoe/model/spec";
 import { intFlag, parseKnob, parseKnobList, UsageError, type KnobName, type KnobValue } from "../options.ts";
 import { FASHION_MNIST_DIR } from "../data/fashion-mnist.ts";
 import { loadSimData } from "../sim/data.ts";
@@ -28,6 +29,8 @@ export const EXPERIMENT_DEFAULTS = {
   batchSize: 32,
   learningRate: 0.005,
   fitness: "acc" as const,
+  /** The coordinator's default, as for clipping. */
+  feedback: resolveConfig().training.feedback,
   alphaL: 1,
   beta: 0.5,
   q0: 1,
@@ -50,6 +53,12 @@ export const QUICK = {
 };
 
 const D = EXPERIMENT_DEFAULTS;
+
+const FEEDBACK_WHEN: Record<FeedbackMode, string> = {
+  pre: "pre: the received model, before local training",
+  during: "during: the last local epoch's training batches",
+  post: "post: the trained model, after local training",
+};
 const HELP = `usage: flexmoe experiment [options]
   --dataset <list>        mnist,fashion-mnist (default both; --quick: mnist)
   --partition <list>      iid,dirichlet:0.8,classes:4 (default all three; --quick: dirichlet:0.8,classes:4)
@@ -62,6 +71,8 @@ const HELP = `usage: flexmoe experiment [options]
   --batch-size <n>        (default ${D.batchSize})
   --lr <x>                Adam learning rate (default ${D.learningRate})
   --fitness <list>        acc | loss | acc,loss (default ${D.fitness})
+  --feedback <list>       when clients measure per-expert feedback: pre (received model), during (last
+                          epoch's batches), post (trained model); a list compares them (default ${D.feedback}, as serve)
   --alpha-l <x>           loss fitness exp(-alpha_L loss) (default ${D.alphaL})
   --beta <x>              EMA rate of Q (default ${D.beta})
   --q0 <x>                initial Q (default ${D.q0})
@@ -109,8 +120,10 @@ const fmtTime = (s: number): string => {
 function readRows(dir: string): { rows: ResultRow[]; meta: OutMeta | null } {
   const file = path.join(dir, "results.json");
   if (!existsSync(file)) throw new Error(`${file} not found`);
-  const rows = JSON.parse(readFileSync(file, "utf8")) as ResultRow[];
-  if (!Array.isArray(rows)) throw new Error(`${file}: expected an array of rows`);
+  const raw = JSON.parse(readFileSync(file, "utf8")) as (Omit<ResultRow, "feedback"> & Partial<Pick<ResultRow, "feedback">>)[];
+  if (!Array.isArray(raw)) throw new Error(`${file}: expected an array of rows`);
+  // Rows from before the feedback knob were measured after local training.
+  const rows: ResultRow[] = raw.map((r) => ({ ...r, feedback: r.feedback ?? "post" }));
   const metaFile = path.join(dir, "meta.json");
   const meta = existsSync(metaFile) ? (JSON.parse(readFileSync(metaFile, "utf8")) as OutMeta) : null;
   return { rows, meta };
@@ -152,6 +165,7 @@ export async function runExperiment(argv: string[]): Promise<number> {
         "batch-size": { type: "string" },
         lr: { type: "string" },
         fitness: { type: "string" },
+        feedback: { type: "string" },
         "alpha-l": { type: "string" },
         beta: { type: "string" },
         q0: { type: "string" },
@@ -236,6 +250,7 @@ export async function runExperiment(argv: string[]): Promise<number> {
       }
     }
     const fitnesses = values.fitness === undefined ? [D.fitness] : parseKnobList("fitness", values.fitness);
+    const feedbacks = values.feedback === undefined ? [D.feedback] : parseKnobList("feedback", values.feedback);
     const seeds = intFlag("seeds", values.seeds, quick ? QUICK.seeds : D.seeds, 1, 1000);
     const samplesPerClient = intFlag("samples-per-client", values["samples-per-client"], D.samplesPerClient, 2, 1_000_000);
     const globalTest = intFlag("global-test", values["global-test"], D.globalTest, 0, 100_000);
@@ -277,9 +292,10 @@ export async function runExperiment(argv: string[]): Promise<number> {
       for (const partition of partitions)
         for (const capacity of capacities)
           for (const fitness of fitnesses as ("acc" | "loss")[])
-            for (let seed = 0; seed < seeds; seed++)
-              for (const strategy of strategies as SimStrategy[])
-                runs.push({ ...common, data, partition, strategy, seed, capacity, fitness });
+            for (const feedback of feedbacks)
+              for (let seed = 0; seed < seeds; seed++)
+                for (const strategy of strategies as SimStrategy[])
+                  runs.push({ ...common, data, partition, strategy, seed, capacity, fitness, feedback });
     }
 
     mkdirSync(out, { recursive: true });
@@ -298,6 +314,7 @@ export async function runExperiment(argv: string[]): Promise<number> {
         ["batch size", String(common.batchSize)],
         ["optimizer", `Adam, lr ${common.learningRate}, fresh each round`],
         ["fitness", `${fitnesses.join(", ")} (alpha_L ${common.alphaL}), EMA beta ${common.beta}, q0 ${common.q0}`],
+        ["feedback measured", feedbacks.map((f) => FEEDBACK_WHEN[f]).join("; ")],
         ["load-bound slack", String(common.slack)],
         ["zero-usage rule", common.zeroUsage],
         ["hold limit", common.maxHold > 0 ? `${common.maxHold} consecutive rounds per client and expert` : "none"],
@@ -308,7 +325,7 @@ export async function runExperiment(argv: string[]): Promise<number> {
           "model",
           common.preset === "dense"
             ? "dense preset: 784-128-64 backbone, 8 experts 64-32-10, E-wide per-client gate; TF.js WASM backend, single-threaded"
-            : "cnn preset (what the page trains); TF.js CPU backend in Node (WASM has no Conv2D gradient)",
+            : "cnn preset (what the page trains): conv 8-16-16 stem to 144 features, 8 experts 144-128-10, E-wide per-client gate; TF.js CPU backend in Node (WASM has no Conv2D gradient)",
         ],
         [
           "aggregation",
@@ -318,7 +335,7 @@ export async function runExperiment(argv: string[]): Promise<number> {
         ],
         [
           "dense baseline",
-          "same backbone, one head of width 32 x mean k (about the active parameters of k experts), trivial 1-expert gate: FedAvg",
+          `same backbone, one head of width ${PRESET_DEFAULTS[common.preset].expertHidden} x mean k (about the active parameters of k experts), trivial 1-expert gate: FedAvg`,
         ],
         ["full baseline", "every client holds all E experts (capacity violated), upper reference"],
         ["workers", String(workers)],
@@ -354,7 +371,8 @@ export async function runExperiment(argv: string[]): Promise<number> {
         lastLine = line;
       } else process.stderr.write(`${line}\n`);
     };
-    const describe = (r: RunSpec): string => `${r.data.dataset} ${r.partition} k=${r.capacity} ${r.fitness} ${r.strategy} s${r.seed}`;
+    const describe = (r: RunSpec): string =>
+      `${r.data.dataset} ${r.partition} k=${r.capacity} ${r.fitness} ${r.feedback ?? D.feedback} ${r.strategy} s${r.seed}`;
     const completed = (): ResultRow[] => rows.filter((r): r is ResultRow => r !== undefined);
 
     // Loaded here so --report-only needs neither TensorFlow.js nor the solvers.
@@ -401,7 +419,7 @@ export async function runExperiment(argv: string[]): Promise<number> {
 function printSummary(rows: readonly ResultRow[]): void {
   const groups = new Map<string, ResultRow[]>();
   for (const r of rows) {
-    const k = `${r.dataset} ${r.partition} k=${r.capacity} ${r.fitness} ${r.strategy}`;
+    const k = `${r.dataset} ${r.partition} k=${r.capacity} ${r.fitness} ${r.feedback} ${r.strategy}`;
     groups.set(k, [...(groups.get(k) ?? []), r]);
   }
   for (const [k, g] of groups) {

@@ -63,8 +63,11 @@ it("gives bit-identical weights, Q, deficit and records live and simulated after
   }
   const fed = app.federation;
   await vi.waitFor(() => expect(fed.round).toBe(ROUNDS), { timeout: 120_000, interval: 100 });
-  // The last round closes inside the last submit, before that ack is back on its client.
-  await vi.waitFor(() => expect(clients.every((c) => c.acks.length === ROUNDS)).toBe(true), { timeout: 10_000, interval: 20 });
+  // The last round closes inside the last submit, before the clients have read their acks.
+  await vi.waitFor(() => expect(clients.map((c) => c.acks.length)).toEqual(new Array<number>(CLIENTS).fill(ROUNDS)), {
+    timeout: 30_000,
+    interval: 20,
+  });
   for (const c of clients) {
     expect(c.errors).toEqual([]);
     expect(c.acks.map((a) => a.ok)).toEqual(new Array<boolean>(ROUNDS).fill(true));
@@ -84,6 +87,8 @@ it("gives bit-identical weights, Q, deficit and records live and simulated after
     batchSize: 16,
     learningRate: 0.005,
     fitness: "acc",
+    // What the coordinator sends with every round (the default, "pre").
+    feedback: config.training.feedback,
     alphaL: 1,
     beta: 0.5,
     q0: 1,

@@ -11,6 +11,7 @@ function row(strategy: SimStrategy, partition: string, seed: number, acc: number
     seed,
     capacity: "2",
     fitness: "acc",
+    feedback: "pre",
     clients: 2,
     experts: 2,
     rounds,
@@ -78,18 +79,24 @@ describe("report", () => {
   });
 
   it("renders tables with mean +- std, checks, sweeps and SVG plots", () => {
-    const extra = [row("flex", "classes:4", 0, 0.88, 0, { capacity: "1,2,4" }), row("flex", "classes:4", 0, 0.86, 0, { fitness: "loss" })];
+    const extra = [
+      row("flex", "classes:4", 0, 0.88, 0, { capacity: "1,2,4" }),
+      row("flex", "classes:4", 0, 0.86, 0, { fitness: "loss" }),
+      row("flex", "classes:4", 0, 0.84, 0, { feedback: "post" }),
+    ];
     const { markdown, files } = renderReport([...rows, ...extra], {
       commands: ["npx flexmoe experiment --quick"],
       setup: [["rounds", "3"]],
     });
-    expect(mainSetting([...rows, ...extra])).toEqual({ capacity: "2", fitness: "acc" });
+    expect(mainSetting([...rows, ...extra])).toEqual({ capacity: "2", fitness: "acc", feedback: "pre" });
     expect(markdown).toContain("npx flexmoe experiment --quick");
     expect(markdown).toContain("| classes:4 | flex | 90.50 ± 0.71 |");
     expect(markdown).toContain("Must-show comparisons");
     expect(markdown).toContain("## Capacity sweep");
     expect(markdown).toContain("| 1,2,4 |");
     expect(markdown).toContain("## Fitness variants");
+    expect(markdown).toContain("## Feedback modes");
+    expect(markdown).toContain("| post | 84.00 / 0.000 / 0.000 (1) |");
     expect(markdown).not.toContain("**NO**");
     for (const kind of ["accuracy", "cv", "expert-load", "assignment"]) {
       const svg = files.get(`plots/mnist-classes-4-${kind}.svg`);

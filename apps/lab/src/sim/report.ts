@@ -74,16 +74,26 @@ const byStrategy = (a: string, b: string): number => strategyOrder(a) - strategy
 const byPartition = (a: string, b: string): number => partitionOrder(a) - partitionOrder(b) || (a < b ? -1 : 1);
 const capOrder = (a: string, b: string): number => a.length - b.length || (a < b ? -1 : 1);
 
-/** The (capacity, fitness) setting with the most rows; "2"/"acc" wins ties. */
-export function mainSetting(rows: readonly ResultRow[]): { capacity: string; fitness: string } {
+/** The (capacity, fitness, feedback) setting with the most rows; "2"/"acc"/"pre" wins ties. */
+export function mainSetting(rows: readonly ResultRow[]): { capacity: string; fitness: string; feedback: string } {
+  const key = (r: Pick<ResultRow, "capacity" | "fitness" | "feedback">): string => `${r.capacity}|${r.fitness}|${r.feedback}`;
+  const preferred = key({ capacity: "2", fitness: "acc", feedback: "pre" });
   const counts = new Map<string, number>();
-  for (const r of rows) counts.set(`${r.capacity}|${r.fitness}`, (counts.get(`${r.capacity}|${r.fitness}`) ?? 0) + 1);
-  let best = "2|acc";
+  for (const r of rows) counts.set(key(r), (counts.get(key(r)) ?? 0) + 1);
+  let best = preferred;
   let bestN = -1;
-  for (const [k, n] of counts) if (n > bestN || (n === bestN && k === "2|acc")) [best, bestN] = [k, n];
-  const [capacity = "2", fitness = "acc"] = best.split("|");
-  return { capacity, fitness };
+  for (const [k, n] of counts) if (n > bestN || (n === bestN && k === preferred)) [best, bestN] = [k, n];
+  const [capacity = "2", fitness = "acc", feedback = "pre"] = best.split("|");
+  return { capacity, fitness, feedback };
 }
+
+/** Rows of one setting of the knobs that are not strategies (see {@link mainSetting}). */
+const inSetting =
+  (m: Partial<ReturnType<typeof mainSetting>>) =>
+  (r: ResultRow): boolean =>
+    (m.capacity === undefined || r.capacity === m.capacity) &&
+    (m.fitness === undefined || r.fitness === m.fitness) &&
+    (m.feedback === undefined || r.feedback === m.feedback);
 
 /** The must-show comparisons on the non-IID partitions of the given rows (one setting). */
 export function mustShowChecks(rows: readonly ResultRow[]): Check[] {
@@ -289,10 +299,10 @@ export function renderReport(rows: readonly ResultRow[], meta: ReportMeta = {}):
     return { markdown: md.join("\n") + "\n", files };
   }
   const main = mainSetting(rows);
-  const mainRows = rows.filter((r) => r.capacity === main.capacity && r.fitness === main.fitness);
+  const mainRows = rows.filter(inSetting(main));
 
   md.push(
-    `## Main comparison (capacity k = ${main.capacity}, fitness ${main.fitness})`,
+    `## Main comparison (capacity k = ${main.capacity}, fitness ${main.fitness}, feedback ${main.feedback})`,
     "",
     "Accuracy is the personalized accuracy (each client's held-out split, sample-weighted over clients) after the last round, " +
       "mean ± sample std over seeds. *Global-test acc* is the mean over clients of each personalized model on a common test set. " +
@@ -318,34 +328,46 @@ export function renderReport(rows: readonly ResultRow[], meta: ReportMeta = {}):
   const caps = uniq(rows.map((r) => r.capacity));
   if (caps.length > 1) {
     md.push(
-      `## Capacity sweep (fitness ${main.fitness})`,
+      `## Capacity sweep (fitness ${main.fitness}, feedback ${main.feedback})`,
       "",
       "Capacity `1,2,4` is a heterogeneous mix dealt cyclically over the clients.",
       "",
     );
-    md.push(
-      ...sweepTable(
-        rows.filter((r) => r.fitness === main.fitness),
-        (r) => r.capacity,
-        "k",
-        capOrder,
-      ),
-    );
+    md.push(...sweepTable(rows.filter(inSetting({ fitness: main.fitness, feedback: main.feedback })), (r) => r.capacity, "k", capOrder));
   }
   const fits = uniq(rows.map((r) => r.fitness));
   if (fits.length > 1) {
     md.push(
-      `## Fitness variants (capacity k = ${main.capacity})`,
+      `## Fitness variants (capacity k = ${main.capacity}, feedback ${main.feedback})`,
       "",
       "acc: s = accuracy on the routed samples; loss: s = exp(-alpha_L * loss).",
       "",
     );
     md.push(
       ...sweepTable(
-        rows.filter((r) => r.capacity === main.capacity),
+        rows.filter(inSetting({ capacity: main.capacity, feedback: main.feedback })),
         (r) => r.fitness,
         "fitness",
         (a, b) => (a < b ? -1 : 1),
+      ),
+    );
+  }
+  const feedbacks = uniq(rows.map((r) => r.feedback));
+  if (feedbacks.length > 1) {
+    md.push(
+      `## Feedback modes (capacity k = ${main.capacity}, fitness ${main.fitness})`,
+      "",
+      "When each client measures the per-expert feedback (usage, accuracy, loss) it uploads: pre = the model it received, " +
+        "before local training; during = the last local epoch's training batches; post = the trained model.",
+      "",
+    );
+    const order = ["pre", "during", "post"];
+    md.push(
+      ...sweepTable(
+        rows.filter(inSetting({ capacity: main.capacity, fitness: main.fitness })),
+        (r) => r.feedback,
+        "feedback",
+        (a, b) => order.indexOf(a) - order.indexOf(b),
       ),
     );
   }

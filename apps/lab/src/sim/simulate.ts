@@ -27,17 +27,24 @@ import {
   type LabeledSet,
   type NamedTensor,
   type RoundResult,
+  type TrainingConfig,
 } from "@flexmoe/core";
 import { MoeTrainer, runLocalRound, type LocalRoundResult } from "@flexmoe/model";
-import { countParams, gateManifest, initGate, initWeights, modelLayout, modelSpec, type ModelSpec } from "@flexmoe/model/spec";
+import {
+  countParams,
+  gateManifest,
+  initGate,
+  initWeights,
+  modelLayout,
+  modelSpec,
+  PRESET_DEFAULTS,
+  type ModelSpec,
+} from "@flexmoe/model/spec";
 import { parseCapacity } from "./capacity.ts";
 import type { SimData } from "./data.ts";
 import type { ResultRow, RunProgress, RunSpec } from "./types.ts";
 
 export { parseCapacity };
-
-/** Expert head width of the MoE experts (the model package's default). */
-export const EXPERT_HIDDEN = 32;
 
 interface SimClient {
   id: string;
@@ -49,14 +56,14 @@ interface SimClient {
 
 const mean = (xs: readonly number[]): number => (xs.length === 0 ? 0 : xs.reduce((a, b) => a + b, 0) / xs.length);
 
-/** Model spec of a run: dense = one expert whose head is widened to the mean capacity's active width. */
+/** Model spec of a run: the preset's experts; dense = one expert whose head is widened to the mean capacity's active width. */
 export function runModelSpec(run: RunSpec, numClasses: number, capacities: readonly number[]): ModelSpec {
   const preset = run.preset ?? "dense";
   if (run.strategy === "dense") {
     const k = Math.max(1, Math.round(mean(capacities)));
-    return modelSpec(preset, 1, numClasses, { expertHidden: EXPERT_HIDDEN * k });
+    return modelSpec(preset, 1, numClasses, { expertHidden: PRESET_DEFAULTS[preset].expertHidden * k });
   }
-  return modelSpec(preset, run.experts, numClasses, { expertHidden: EXPERT_HIDDEN });
+  return modelSpec(preset, run.experts, numClasses);
 }
 
 /** The Node backend a run needs: WASM is fast but has no Conv2D gradient, so the cnn preset runs on CPU. */
@@ -83,9 +90,9 @@ export function runEngineConfig(run: RunSpec): EngineConfig {
   };
 }
 
-/** The local training knobs of a run. */
-export function trainingOf(run: RunSpec): { epochs: number; batchSize: number; learningRate: number } {
-  return { epochs: run.localEpochs, batchSize: run.batchSize, learningRate: run.learningRate };
+/** The local training knobs of a run (what the coordinator sends in round:started). */
+export function trainingOf(run: RunSpec): TrainingConfig {
+  return { epochs: run.localEpochs, batchSize: run.batchSize, learningRate: run.learningRate, feedback: run.feedback ?? "pre" };
 }
 
 /** A client's local round as the engine's update (what the coordinator builds from the wire). */
@@ -99,7 +106,7 @@ export function clientUpdateOf(clientId: string, ev: LocalRoundResult["eval"], u
     evalAccuracy: ev.accuracy,
     evalLoss: ev.loss,
     evalSamples: ev.samples,
-    trainLoss: u.loss,
+    trainLoss: u.trainLoss,
   };
 }
 
@@ -254,6 +261,7 @@ export async function simulate(run: RunSpec, data: SimData, onProgress?: (p: Run
       seed: run.seed,
       capacity: run.capacity,
       fitness: run.fitness,
+      feedback: trainingOf(run).feedback,
       clients: C,
       experts: run.experts,
       rounds: run.rounds,

@@ -1,5 +1,5 @@
 /** Shapes of the Node experiment simulator: one run's settings and its result row. */
-import { STRATEGY_NAMES, type StrategyName } from "@flexmoe/core";
+import { STRATEGY_NAMES, type FeedbackMode, type StrategyName } from "@flexmoe/core";
 
 export type DatasetName = "mnist" | "fashion-mnist";
 export const DATASETS: readonly DatasetName[] = ["mnist", "fashion-mnist"];
@@ -35,6 +35,8 @@ export interface RunSpec {
   batchSize: number;
   learningRate: number;
   fitness: "acc" | "loss";
+  /** When the clients measure their per-expert feedback. @default "pre" (the coordinator's default) */
+  feedback?: FeedbackMode;
   alphaL: number;
   beta: number;
   q0: number;
@@ -71,6 +73,8 @@ export interface ResultRow {
   seed: number;
   capacity: string;
   fitness: "acc" | "loss";
+  /** Rows written before the knob existed have none; they were measured after training (`post`). */
+  feedback: FeedbackMode;
   clients: number;
   experts: number;
   rounds: number;

@@ -2,6 +2,7 @@
  * The one typed Socket.IO event map, shared by the coordinator and the web client.
  * Names are `domain:verb`: client requests are imperative, server broadcasts past tense.
  */
+import type { FeedbackMode } from "../types.ts";
 import type { AckResult } from "./errors.ts";
 import type { BackendName, JoinRequest, ReadyRequest, UpdateSubmit } from "./schemas.ts";
 
@@ -9,6 +10,8 @@ export interface TrainingConfig {
   epochs: number;
   batchSize: number;
   learningRate: number;
+  /** When the client measures the per-expert feedback it uploads (docs/protocol.md, "Feedback"). */
+  feedback: FeedbackMode;
 }
 
 export interface JoinInfo {

@@ -49,6 +49,7 @@ export const expertFeedbackSchema = z
       .min(0)
       .max(MAX_EXPERTS - 1),
     usage: nonNegInt,
+    mass: z.number().finite().nonnegative().optional(),
     accuracy: finite,
     loss: finite,
   })

@@ -29,6 +29,7 @@ export const MAX_ABS_WEIGHT = 1e3;
 export function checkFeedback(meta: UpdateMeta, held: readonly number[]): { code: ErrorCode; message: string } | null {
   const seen = new Set<number>();
   let usage = 0;
+  let mass = 0;
   for (const f of meta.feedback) {
     if (!held.includes(f.expert)) return { code: ErrorCode.NOT_ASSIGNED, message: `feedback for expert ${f.expert}, not assigned` };
     if (seen.has(f.expert)) return { code: ErrorCode.INVALID_PAYLOAD, message: `duplicate feedback for expert ${f.expert}` };
@@ -37,8 +38,12 @@ export function checkFeedback(meta: UpdateMeta, held: readonly number[]): { code
       return { code: ErrorCode.INVALID_PAYLOAD, message: `feedback accuracy ${f.accuracy} outside [0, 1]` };
     if (f.loss < 0) return { code: ErrorCode.INVALID_PAYLOAD, message: `feedback loss ${f.loss} < 0` };
     usage += f.usage;
+    mass += f.mass ?? 0;
   }
   if (usage > meta.numSamples) return { code: ErrorCode.INVALID_PAYLOAD, message: `usage ${usage} exceeds numSamples ${meta.numSamples}` };
+  // Gate weights of a sample sum to 1, so the masses sum to the samples (up to float rounding).
+  if (mass > meta.numSamples * (1 + 1e-6))
+    return { code: ErrorCode.INVALID_PAYLOAD, message: `gate mass ${mass} exceeds numSamples ${meta.numSamples}` };
   if (meta.evalAccuracy < 0 || meta.evalAccuracy > 1)
     return { code: ErrorCode.INVALID_PAYLOAD, message: `evalAccuracy ${meta.evalAccuracy} outside [0, 1]` };
   if (meta.evalLoss < 0 || meta.trainLoss < 0) return { code: ErrorCode.INVALID_PAYLOAD, message: "losses must be >= 0" };

@@ -293,6 +293,13 @@ describe("layout and admission", () => {
       },
     );
     expect(admitUpdate(plan, layout, "a", meta, encodeTensors(u.backbone))).toMatchObject({ ok: false });
+    // Soft gate mass: the experts' masses sum to at most the samples.
+    const withMass = (m: number) => ({ ...meta, feedback: u.feedback.map((f) => ({ ...f, mass: m })) });
+    expect(admitUpdate(plan, layout, "a", withMass(5), frame).ok).toBe(true);
+    expect(admitUpdate(plan, layout, "a", withMass(5.5), frame)).toMatchObject({
+      ok: false,
+      error: { code: "INVALID_PAYLOAD", message: expect.stringContaining("gate mass") as string },
+    });
     // Claims beyond what the server dealt, and absurd magnitudes, are refused with a reason.
     expect(admitUpdate(plan, layout, "a", { ...meta, numSamples: 10_000_000 }, frame, { maxSamples: 60 })).toMatchObject({
       ok: false,

@@ -88,12 +88,11 @@ async function run(cfg: PageConfig): Promise<PageResult> {
     cfg.preset === "cnn"
       ? [
           tf.layers.reshape({ targetShape: [h, w, c], inputShape: [size] }),
-          tf.layers.conv2d({ filters: CNN_CHANNELS[0], kernelSize: 3, padding: "same", activation: "relu" }),
-          tf.layers.maxPooling2d({ poolSize: 2, strides: 2 }),
-          tf.layers.conv2d({ filters: CNN_CHANNELS[1], kernelSize: 3, padding: "same", activation: "relu" }),
-          tf.layers.maxPooling2d({ poolSize: 2, strides: 2 }),
+          ...CNN_CHANNELS.flatMap((filters) => [
+            tf.layers.conv2d({ filters, kernelSize: 3, padding: "same", activation: "relu" }),
+            tf.layers.maxPooling2d({ poolSize: 2, strides: 2 }),
+          ]),
           tf.layers.flatten(),
-          tf.layers.dense({ units: spec.featureDim, activation: "relu" }),
         ]
       : [
           tf.layers.dense({ units: DENSE_HIDDEN, activation: "relu", inputShape: [size] }),
