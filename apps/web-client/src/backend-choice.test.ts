@@ -94,7 +94,7 @@ describe("the memo", () => {
     expect(memoKey(modelSpec("cnn", 8), ua)).toBe(a);
     expect(memoKey(modelSpec("cnn", 16), ua)).not.toBe(a);
     expect(memoKey(modelSpec("dense", 8), ua)).not.toBe(a);
-    expect(memoKey(modelSpec("cnn", 8, 10, { featureDim: 32 }), ua)).not.toBe(a);
+    expect(memoKey(modelSpec("cnn", 8, 10, { expertHidden: 64 }), ua)).not.toBe(a);
     expect(memoKey(modelSpec("cnn", 8), "Mozilla/5.0 HeadlessChrome/151")).not.toBe(a);
     // Field order does not matter.
     const s = modelSpec("cnn", 8);
