@@ -13,7 +13,13 @@ export default tseslint.config(
   },
   {
     files: ["apps/web-client/**/*.ts"],
+    ignores: ["apps/web-client/scripts/**"],
     languageOptions: { globals: { ...globals.browser } },
+  },
+  {
+    // Build tooling run by Node (tsx), not page code.
+    files: ["apps/web-client/scripts/**/*.ts"],
+    languageOptions: { globals: { ...globals.node } },
   },
   {
     files: ["**/*.ts"],

@@ -19,6 +19,8 @@ export interface RunningCoordinator {
   /** The admin token printed at start-up (`Admin token: ...`). */
   adminToken: () => string;
   status: () => Promise<Status>;
+  /** POST /api/admin with the printed token (docs/protocol.md, Admin); resolves to the JSON answer. */
+  admin: (command: Record<string, unknown>) => Promise<{ ok: boolean }>;
   stop: () => Promise<void>;
 }
 
@@ -75,6 +77,15 @@ export async function startCoordinator(args: string[], timeoutMs = 60_000): Prom
     output: () => out,
     adminToken: () => /Admin token: (\S+)/.exec(out)?.[1] ?? "",
     status: async () => (await (await fetch(`${url}api/status`)).json()) as Status,
+    admin: async (command) => {
+      const token = /Admin token: (\S+)/.exec(out)?.[1] ?? "";
+      const res = await fetch(`${url}api/admin`, {
+        method: "POST",
+        headers: { authorization: `Bearer ${token}`, "content-type": "application/json" },
+        body: JSON.stringify(command),
+      });
+      return (await res.json()) as { ok: boolean };
+    },
     stop: () =>
       new Promise<void>((resolve) => {
         if (proc.exitCode !== null || proc.signalCode !== null) return resolve();

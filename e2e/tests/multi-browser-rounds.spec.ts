@@ -1,7 +1,7 @@
 /**
  * The product scenario: a coordinator and four volunteers' pages in separate browser contexts,
- * one on the WebGPU path (SwiftShader), the others on WebGL, WASM and automatic choice,
- * complete three FLEX-MoE rounds with nobody touching anything.
+ * one on the WebGPU path (SwiftShader), the others on WebGL, WASM and the backend the page measures
+ * fastest, complete three FLEX-MoE rounds with nobody touching anything.
  */
 import { chromium, expect, test, type Browser, type Page } from "@playwright/test";
 import { BASE_ARGS, CHROMIUM, WEBGPU_ARGS } from "../playwright.config.ts";
@@ -66,6 +66,8 @@ test("four browsers complete three balanced rounds and accuracy rises", async ()
   await expect(pages[0]!.locator("#backend")).toHaveText("webgpu");
   await expect(pages[1]!.locator("#backend")).toHaveText("webgl");
   await expect(pages[2]!.locator("#backend")).toHaveText("wasm");
+  await expect(pages[3]!.locator("#backend-why")).toHaveAttribute("data-source", "measured", { timeout: 60_000 });
+  const measured = (await pages[3]!.locator("#backend").getAttribute("data-backend"))!;
 
   await expect.poll(async () => (await coord.status()).round, { timeout: 5 * 60_000, intervals: [2_000] }).toBe(3);
   const status = await coord.status();
@@ -88,5 +90,5 @@ test("four browsers complete three balanced rounds and accuracy rises", async ()
     await expect(page.locator("#accuracy li")).toHaveCount(3);
     await expect(page.locator("#state")).not.toHaveAttribute("data-state", "error");
   }
-  expect(status.clients.map((c) => c.backend).sort()).toEqual(["wasm", "webgl", "webgl", "webgpu"]);
+  expect(status.clients.map((c) => c.backend).sort()).toEqual(["wasm", "webgl", "webgpu", measured].sort());
 });

@@ -38,6 +38,7 @@ import {
 import { clientRoom, createClientHandlers, type FlexSocket } from "./handlers/client.handlers.ts";
 import { createAdminHandler } from "./handlers/admin.handlers.ts";
 import { DashboardHub } from "./dashboard/hub.ts";
+import { staticPage } from "./static.ts";
 import { listedClients } from "./dashboard/state.ts";
 import { modelJson, roundsCsv, weightsBin } from "./export.ts";
 import type { Logger } from "./logger.ts";
@@ -54,7 +55,7 @@ export interface AppDeps {
   onRoundClosed?: (record: RoundRecord, run: RunSnapshot) => void;
   /** Client registry restored from the store (tokens survive a restart). */
   initialClients?: readonly PersistedClient[];
-  onClientAdded?: (client: ClientRecord) => void;
+  onClientChanged?: (client: ClientRecord) => void;
   onReset?: (run: RunSnapshot) => void;
   /** Bearer token for `POST /api/admin`; without one the admin endpoint answers UNAUTHORIZED. */
   adminToken?: string;
@@ -133,10 +134,17 @@ export function createApp(deps: AppDeps): App {
       io.emit("round:closed", summary);
       dashboard.changed();
     },
+    endSession: (session, end) => {
+      const socket = io.sockets.sockets.get(session);
+      if (!socket) return;
+      socket.emit("session:ended", end);
+      // Its later events and its drop no longer count (the federation checks the session); close it.
+      socket.disconnect(true);
+    },
     ...(deps.initial ? { initial: deps.initial } : {}),
     ...(deps.onRoundClosed ? { onRoundClosed: deps.onRoundClosed } : {}),
     ...(deps.initialClients ? { initialClients: deps.initialClients } : {}),
-    ...(deps.onClientAdded ? { onClientAdded: deps.onClientAdded } : {}),
+    ...(deps.onClientChanged ? { onClientChanged: deps.onClientChanged } : {}),
     ...(deps.onReset ? { onReset: deps.onReset } : {}),
   });
   const rejected = new RejectStats();
@@ -212,9 +220,7 @@ export function createApp(deps: AppDeps): App {
   });
   web.use("/api", (req, res) => sendError(res, 404, ErrorCode.INVALID_PAYLOAD, `${req.method} ${req.path}: no such API route`));
   if (deps.webRoot && existsSync(path.join(deps.webRoot, "index.html"))) {
-    const root = deps.webRoot;
-    web.get("/dashboard", (_req, res) => res.sendFile(path.join(root, "dashboard.html")));
-    web.use(express.static(root, { index: "index.html" }));
+    web.use(staticPage(deps.webRoot));
   } else {
     web.get("/", (_req, res) => {
       res.type("text/plain").send("FLEX-MoE coordinator is running, but the web client is not built: run `npm run build`.\n");

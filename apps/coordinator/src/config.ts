@@ -12,6 +12,8 @@ import {
   type FitnessKind,
   type PartitionScheme,
   type StrategyName,
+  type ZeroUsageRule,
+  ZERO_USAGE_RULES,
 } from "@flexmoe/core";
 import type { Preset } from "@flexmoe/model/spec";
 
@@ -74,6 +76,15 @@ export interface CoordinatorConfig {
   clipNorm?: number;
   /** Adaptive clipping: each delta to this many times the round's lower-median delta norm of its kind; 0 = off. @default 3 */
   clipFactor?: number;
+  /**
+   * Consecutive rounds a client may hold one expert before it must leave it for a round; 0 = no limit.
+   * Bounds expert capture through self-reported feedback. @default 4
+   */
+  maxHold?: number;
+  /** Q of an assigned expert that got no routed sample: kept, or scored 0. @default DEFAULT_ZERO_USAGE */
+  zeroUsage?: ZeroUsageRule;
+  /** Forget clients offline this long (registry entry, token, Q row); 0 = never. @default 3600 */
+  pruneAfterSec?: number;
   /** Per-connection token bucket: burst size and refill per second. @default { burst: 40, perSec: 20 } */
   rateLimit?: { burst?: number; perSec?: number };
 }
@@ -115,8 +126,18 @@ export interface ResolvedConfig {
   readonly clipNorm: number;
   /** 0 = no adaptive clipping. */
   readonly clipFactor: number;
+  /** 0 = no limit. */
+  readonly maxHold: number;
+  readonly zeroUsage: ZeroUsageRule;
+  /** 0 = never prune. */
+  readonly pruneAfterMs: number;
   readonly rateLimit: { readonly burst: number; readonly perSec: number };
 }
+
+/** The expert-capture bound's default (docs/robustness.md has the measurement behind it). */
+export const DEFAULT_MAX_HOLD = 4;
+/** docs/results/ablations.md has the measurement behind it. */
+export const DEFAULT_ZERO_USAGE: ZeroUsageRule = "zero";
 
 function int(name: string, v: number, min: number, max: number): number {
   if (!Number.isInteger(v) || v < min || v > max) throw new RangeError(`${name} must be an integer in [${min}, ${max}], got ${v}`);
@@ -177,6 +198,9 @@ export function resolveConfig(c: CoordinatorConfig = {}): ResolvedConfig {
     trim: num("trim", c.trim ?? 0.2, 0, 0.5),
     clipNorm: num("clip", c.clipNorm ?? 0, 0, 1e12),
     clipFactor: num("clip-factor", c.clipFactor ?? 3, 0, 1e6),
+    maxHold: int("max-hold", c.maxHold ?? DEFAULT_MAX_HOLD, 0, 1_000_000),
+    zeroUsage: oneOf("zero-usage", c.zeroUsage ?? DEFAULT_ZERO_USAGE, ZERO_USAGE_RULES),
+    pruneAfterMs: num("prune-after", c.pruneAfterSec ?? 3600, 0, 10 * 365 * 86_400) * 1000,
     rateLimit: Object.freeze({
       burst: int("rate-burst", c.rateLimit?.burst ?? 40, 1, 1_000_000),
       perSec: num("rate-per-sec", c.rateLimit?.perSec ?? 20, 0.001, 1_000_000),

@@ -13,6 +13,7 @@ import {
   compareClientIds,
   encodeTensors,
   ErrorCode,
+  forgetClients,
   initialState,
   planRound,
   protocolError,
@@ -28,6 +29,7 @@ import {
   type RoundResult,
   type RoundStart,
   type RoundSummary,
+  type SessionEnded,
   type UpdateMeta,
 } from "@flexmoe/core";
 import { initWeights, modelLayout, modelSpec, type ModelSpec } from "@flexmoe/model/spec";
@@ -83,8 +85,13 @@ export interface FederationDeps {
   broadcast: (summary: RoundSummary) => void;
   /** After every applied round, before the broadcast (persistence hooks in here). */
   onRoundClosed?: (record: RoundRecord, run: RunSnapshot) => void;
-  /** A new client registered (its token must outlive a restart; the store appends it, O(1) per join). */
-  onClientAdded?: (client: ClientRecord) => void;
+  /**
+   * A client registered, or its token changed (every rejoin rotates it): the token must outlive a
+   * restart, so the store appends the record (O(1) per join) before the join is answered.
+   */
+  onClientChanged?: (client: ClientRecord) => void;
+  /** End a connection's session: tell the socket why, then disconnect it (the app owns sockets). */
+  endSession?: (session: string, end: SessionEnded) => void;
   /** An admin reset replaced the state with a fresh run (so the store forgets the old one). */
   onReset?: (run: RunSnapshot) => void;
   initial?: FederationState;
@@ -100,6 +107,8 @@ export function engineConfigOf(c: ResolvedConfig): EngineConfig {
     beta: c.beta,
     slack: c.slack,
     aggregation: { rule: c.aggregator, trim: c.trim, clipNorm: c.clipNorm, clipFactor: c.clipFactor },
+    maxHold: c.maxHold,
+    zeroUsage: c.zeroUsage,
   };
 }
 
@@ -122,6 +131,7 @@ export class Federation {
   private pausedValue = false;
   private live: LiveRound | null = null;
   private gather: TimerHandle | null = null;
+  private lastPrune = -Infinity;
 
   constructor(deps: FederationDeps) {
     this.deps = deps;
@@ -130,7 +140,7 @@ export class Federation {
     this.spec = modelSpec(this.cfg.preset, this.cfg.experts);
     this.layout = modelLayout(this.spec);
     this.state = deps.initial ?? freshState(this.cfg, this.newRunId());
-    this.clients = new ClientRegistry(this.cfg.shards, deps.initialClients);
+    this.clients = new ClientRegistry(this.cfg.shards, deps.initialClients, deps.clock.now());
     if (this.cfg.rounds > 0 && this.state.round >= this.cfg.rounds) this.phaseValue = "finished";
   }
 
@@ -167,13 +177,33 @@ export class Federation {
     return this.clients.get(id);
   }
 
-  join(req: JoinRequest): AckResult<JoinInfo> {
-    if (req.token !== undefined && !this.clients.byTokenOf(req.token))
-      return protocolError(ErrorCode.UNKNOWN_TOKEN, "token not issued by this coordinator; join without one");
+  /**
+   * A join on connection `session` (a socket id; in-process callers may omit it). A rejoin rotates the
+   * token and supersedes the client's other connection, whose later drop no longer counts.
+   */
+  join(req: JoinRequest, session?: string): AckResult<JoinInfo> {
     const capacity = Math.min(req.capacity, this.cfg.maxCapacity);
-    const { record: rec, isNew } = this.clients.admit(req, capacity, this.deps.newToken);
-    if (isNew) this.deps.onClientAdded?.(rec);
-    this.log.info({ client: rec.id, capacity, backend: req.backend }, "client joined");
+    const now = this.deps.clock.now();
+    const adm = this.clients.admit(req, capacity, this.deps.newToken, session ?? null, now);
+    if (adm.kind === "unknown")
+      return protocolError(ErrorCode.UNKNOWN_TOKEN, "token not issued by this coordinator (or forgotten); join without one");
+    const rec = adm.record;
+    this.deps.onClientChanged?.(rec);
+    if (adm.kind === "reused") {
+      this.log.warn({ client: rec.id }, "a replaced token was presented after its successor was used: token copied; client revoked");
+      if (adm.ended !== null)
+        this.deps.endSession?.(adm.ended, { reason: "revoked", message: "this identity's token was used from two places" });
+      this.dropFromRound(rec.id);
+      return protocolError(
+        ErrorCode.TOKEN_REUSED,
+        "this token was replaced and its successor is in use; identity revoked, join without a token",
+      );
+    }
+    if (adm.ended !== null) {
+      this.log.info({ client: rec.id }, "rejoined on a new connection; the old one is superseded");
+      this.deps.endSession?.(adm.ended, { reason: "superseded", message: "this client joined on another connection" });
+    }
+    this.log.info({ client: rec.id, capacity, backend: req.backend, new: adm.isNew }, "client joined");
     return {
       ok: true,
       value: {
@@ -195,22 +225,49 @@ export class Federation {
     return this.clients.byTokenOf(token)?.shard;
   }
 
-  setReady(clientId: string, ready: boolean): void {
-    const rec = this.clients.get(clientId);
-    if (!rec) return;
+  /** False when `session` is not the client's live connection (it was superseded). */
+  setReady(clientId: string, ready: boolean, session?: string): boolean {
+    const rec = this.clients.current(clientId, session, this.deps.clock.now());
+    if (!rec) return false;
     rec.ready = ready;
     this.maybeStart();
+    return true;
   }
 
-  /** The socket is gone. A participant that has not answered is simply missing from the aggregate. */
-  leave(clientId: string): void {
+  /**
+   * The connection `session` is gone. Only the client's live connection counts: a superseded socket
+   * timing out later must not take a rejoined client offline. A participant that has not answered is
+   * simply missing from the aggregate.
+   */
+  leave(clientId: string, session?: string): void {
     const rec = this.clients.get(clientId);
-    if (!rec) return;
+    if (!rec || (session !== undefined && rec.session !== session)) return;
     rec.online = false;
     rec.ready = false;
+    rec.session = null;
+    rec.lastSeen = this.deps.clock.now();
     this.log.info({ client: clientId }, "client left");
+    this.dropFromRound(clientId);
+  }
+
+  private dropFromRound(clientId: string): void {
     const live = this.live;
     if (live && live.awaiting.delete(clientId) && live.awaiting.size === 0) this.closeRound("complete");
+  }
+
+  /**
+   * Forgets clients offline for longer than --prune-after: registry entries, tokens, Q rows and
+   * streaks. Run between rounds, so the registry and what is pushed stay bounded under join churn.
+   */
+  private prune(): void {
+    const now = this.deps.clock.now();
+    // A scan of the registry at most once a minute (maybeStart runs on every ready).
+    if (!(this.cfg.pruneAfterMs > 0) || now - this.lastPrune < 60_000) return;
+    this.lastPrune = now;
+    const gone = this.clients.prune(now - this.cfg.pruneAfterMs);
+    if (gone.length === 0) return;
+    this.state = { ...forgetClients(this.state, gone), runId: this.state.runId, history: this.state.history };
+    this.log.info({ pruned: gone.length, registered: this.clients.size }, "offline clients pruned");
   }
 
   get paused(): boolean {
@@ -279,6 +336,7 @@ export class Federation {
 
   private maybeStart(): void {
     if (this.pausedValue || this.live || this.phaseValue === "finished") return;
+    this.prune();
     if (this.cfg.rounds > 0 && this.state.round >= this.cfg.rounds) {
       this.phaseValue = "finished";
       return;
@@ -332,7 +390,9 @@ export class Federation {
   }
 
   /** Validate an update against the live round and keep it. Nothing touches global state until the round closes. */
-  submit(clientId: string, meta: UpdateMeta, frame: Uint8Array): AckResult<{ round: number }> {
+  submit(clientId: string, meta: UpdateMeta, frame: Uint8Array, session?: string): AckResult<{ round: number }> {
+    if (!this.clients.current(clientId, session, this.deps.clock.now()))
+      return protocolError(ErrorCode.NOT_JOINED, "this connection was superseded by a newer one of the same client");
     const live = this.live;
     if (!live || meta.round !== live.plan.round)
       return protocolError(ErrorCode.STALE_ROUND, `round ${meta.round} is not open (open: ${live?.plan.round ?? "none"})`);

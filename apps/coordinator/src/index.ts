@@ -1,6 +1,14 @@
 /** @flexmoe/coordinator: the server (createApp, the federation driver, persistence) and its process entry. */
 export { createApp, maxFrameBytes, statusOf, type App, type AppDeps } from "./app.ts";
-export { resolveConfig, type CoordinatorConfig, type ResolvedConfig, type AggregatorName, type StrategyName } from "./config.ts";
+export {
+  DEFAULT_MAX_HOLD,
+  DEFAULT_ZERO_USAGE,
+  resolveConfig,
+  type CoordinatorConfig,
+  type ResolvedConfig,
+  type AggregatorName,
+  type StrategyName,
+} from "./config.ts";
 export {
   engineConfigOf,
   Federation,

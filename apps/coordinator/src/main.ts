@@ -106,7 +106,7 @@ export async function serve(opts: ServeOptions): Promise<number> {
     ...(resume.value.initial && { initial: resume.value.initial }),
     ...(resume.value.initialClients && { initialClients: resume.value.initialClients }),
     onRoundClosed: persist.onRoundClosed,
-    onClientAdded: persist.onClientAdded,
+    onClientChanged: persist.onClientChanged,
     onReset: persist.onReset,
     adminToken,
     joinUrls: () => joinUrls,

@@ -2,7 +2,7 @@
  * The knobs `flexmoe serve` and `flexmoe experiment` share: one table, so the same knob has the same
  * flag, range and help in both, and a bad value is a usage error (exit code 2) everywhere.
  */
-import { AGGREGATOR_NAMES, FEEDBACK_MODES, parsePartition, STRATEGY_NAMES } from "@flexmoe/core";
+import { AGGREGATOR_NAMES, FEEDBACK_MODES, parsePartition, STRATEGY_NAMES, ZERO_USAGE_RULES } from "@flexmoe/core";
 
 type KnobSpec =
   | { kind: "int"; min: number; max: number }
@@ -42,6 +42,14 @@ export const KNOBS = {
   "clip-factor": {
     help: "clip each delta to this many times the round's lower-median delta norm of its kind, 0 = off",
     spec: num(0, 1e6),
+  },
+  "max-hold": {
+    help: "consecutive rounds a client may hold one expert before leaving it for a round, 0 = no limit",
+    spec: int(0, 1_000_000),
+  },
+  "zero-usage": {
+    help: "Q of an assigned expert that got no routed sample: keep | zero",
+    spec: choice(ZERO_USAGE_RULES),
   },
   preset: { help: "cnn | dense", spec: choice(["cnn", "dense"] as const) },
   "test-fraction": { help: "held-out share of each client's shard", spec: num(0.01, 0.9) },

@@ -1,15 +1,18 @@
 /**
- * Page entry: pick a backend, probe the device for a capacity, start the session and render its
- * events. Opening the URL is enough; `?backend=webgl` and `?capacity=2` override the automatic choices.
- * Rules this page keeps: training pauses while the tab is hidden or the battery is low (unless the
- * volunteer opts in), and the screen stays on while a round trains (wake lock, where there is one).
+ * Page entry: start the session at once (it joins with no TF.js loaded), then, once the join has named
+ * the model, load TF.js and settle the backend (measured, or remembered for this device and model) and
+ * the capacity; render the session's events. Opening the URL is enough; `?backend=webgl` and
+ * `?capacity=2` override the automatic choices. Rules this page keeps: training pauses while the tab is
+ * hidden or the battery is low (unless the volunteer opts in), and the screen stays on while a round
+ * trains (wake lock, where there is one).
  */
 import "./style.css";
 import { CategoryScale, Chart, LinearScale, LineController, LineElement, PointElement } from "chart.js";
-import { chooseBackend } from "./backend.ts";
+import type { ModelSpec } from "@flexmoe/model/spec";
+import { BACKEND_LABEL, isBackend, memoKey, type BackendMemo, type TfBackend } from "./backend-choice.ts";
 import { DrawingPad } from "./pad.ts";
-import { probeDevice } from "./probe.ts";
-import { Session, type SessionState } from "./session.ts";
+import { Session, type Runtime, type SessionState } from "./session.ts";
+import { loadBackendMemo, saveBackendMemo } from "./storage.ts";
 
 Chart.register(LineController, LineElement, PointElement, CategoryScale, LinearScale);
 
@@ -23,12 +26,14 @@ const STATE_TEXT: Record<SessionState, string> = {
   connecting: "Connecting…",
   joined: "Joined",
   downloading: "Downloading data",
+  preparing: "Preparing",
   waiting: "Waiting for a round",
   training: "Training",
   uploading: "Uploading update",
   paused: "Paused",
   left: "Left",
   disconnected: "Reconnecting…",
+  ended: "Stopped",
   error: "Error",
 };
 
@@ -69,27 +74,90 @@ function accuracyChart(canvas: HTMLCanvasElement): Chart<"line", number[], strin
   });
 }
 
-async function start(): Promise<void> {
-  const params = new URLSearchParams(location.search);
-  const choice = await chooseBackend(params.get("backend"));
+/** What the link forces: `?backend=` and `?capacity=` (null: choose automatically). */
+interface Choices {
+  forced: TfBackend | null;
+  capacity: number | null;
+}
+
+/**
+ * The session's `prepare`: load TF.js (its own chunks), put it on the forced, remembered or measured
+ * backend, test the device for a capacity, and remember both for this device and model.
+ */
+async function prepare(spec: ModelSpec, choices: Choices, tested: { done: boolean }): Promise<Runtime> {
   const backendEl = $("backend");
-  backendEl.textContent = choice.backend;
-  backendEl.dataset.backend = choice.backend;
-  if (choice.skipped.length > 0) {
-    const why = $("backend-why");
+  const why = $("backend-why");
+  const remeasure = $<HTMLButtonElement>("remeasure");
+  const say = (text: string): void => {
     why.hidden = false;
-    why.textContent = window.isSecureContext
-      ? `Using ${choice.backend}: ${choice.skipped[0]}`
-      : `Using ${choice.backend}: WebGPU needs a secure page (https). Ask for the https link to train faster.`;
-    why.dataset.secure = String(window.isSecureContext);
+    why.textContent = text;
+  };
+  say("Loading TensorFlow.js…");
+  const tfjs = await import("./backend.ts");
+  const key = memoKey(spec, navigator.userAgent);
+  let backend: TfBackend;
+  let remembered: BackendMemo | null = null;
+  let summary: string;
+  if (choices.forced) {
+    const broken = await tfjs.useBackend(choices.forced);
+    backend = broken === null ? choices.forced : "cpu";
+    if (broken !== null) await tfjs.useBackend("cpu");
+    summary = broken === null ? `Set by the link (?backend=${choices.forced}).` : `CPU: ${BACKEND_LABEL[choices.forced]} ${broken}.`;
+  } else {
+    const stored = loadBackendMemo(key)?.memo ?? null;
+    if (stored && (await tfjs.useBackend(stored.backend)) === null) {
+      remembered = stored;
+      backend = stored.backend;
+      summary = stored.summary;
+    } else {
+      const decision = await tfjs.measureBackends(spec, { onMeasuring: (b) => say(`Measuring ${BACKEND_LABEL[b]}…`) });
+      backend = decision.backend;
+      summary = decision.summary;
+    }
+  }
+  backendEl.textContent = backend;
+  backendEl.dataset.backend = backend;
+  why.dataset.source = choices.forced ? "forced" : remembered ? "remembered" : "measured";
+  say(
+    choices.forced
+      ? summary
+      : `${summary} (${remembered ? `measured on ${new Date(remembered.measuredAt).toLocaleDateString()}` : "measured just now"}).`,
+  );
+  if (!choices.forced) {
+    remeasure.hidden = false;
+    remeasure.onclick = () => {
+      // The probe removes the backends it did not choose, so measuring again is a fresh page.
+      saveBackendMemo(key, null);
+      location.reload();
+    };
   }
 
+  const test = remembered ? { capacity: remembered.capacity, summary: remembered.capacityTest } : await tfjs.probeDevice(backend);
+  const capacity = choices.capacity ?? test.capacity;
+  $("capacity-why").textContent =
+    choices.capacity !== null ? "Set by the link." : `Chosen from a quick test of this device (${test.summary}); you can change it.`;
+  if (!choices.forced && !remembered)
+    saveBackendMemo(key, { backend, capacity: test.capacity, capacityTest: test.summary, summary, measuredAt: new Date().toISOString() });
+  const capInput = $<HTMLInputElement>("capacity-input");
+  capInput.value = String(capacity);
+  tested.done = true;
+  capInput.disabled = false;
+  return { backend, capacity, createTrainer: (s) => new tfjs.MoeTrainer(s) };
+}
+
+function start(): void {
+  const params = new URLSearchParams(location.search);
+  const forcedParam = params.get("backend");
   const asked = Number(params.get("capacity"));
-  const probe = Number.isInteger(asked) && asked >= 1 ? null : await probeDevice(choice.backend);
-  const capacity = probe ? probe.capacity : asked;
-  $("capacity-why").textContent = probe
-    ? `Chosen from a quick test of this device (${probe.summary}); you can change it.`
-    : "Set by the link.";
+  const choices: Choices = {
+    forced: isBackend(forcedParam) ? forcedParam : null,
+    capacity: Number.isInteger(asked) && asked >= 1 ? asked : null,
+  };
+  // The first join carries the last choice this device remembers (usually right, so no rejoin), or a guess.
+  const last = choices.forced ? null : loadBackendMemo(null)?.memo;
+  const capacity = choices.capacity ?? last?.capacity ?? 2;
+  const tested = { done: false };
+  $("capacity-why").textContent = "Testing this device…";
 
   const progress = $<HTMLProgressElement>("progress");
   const accList = $("accuracy");
@@ -99,23 +167,32 @@ async function start(): Promise<void> {
   capInput.value = String(capacity);
 
   const session = new Session(
-    { capacity, backend: choice.backend, ...(params.get("label") ? { label: params.get("label")! } : {}) },
+    {
+      capacity,
+      backend: choices.forced ?? last?.backend ?? "cpu",
+      ...(params.get("label") ? { label: params.get("label")! } : {}),
+      prepare: (spec) => prepare(spec, choices, tested),
+    },
     {
       state(s, detail) {
         const el = $("state");
         el.textContent = STATE_TEXT[s] + (detail && s !== "waiting" ? ` (${detail})` : "");
         el.dataset.state = s;
+        // Marks for e2e/tests/throttled-join.spec.ts (and anyone's devtools): the first join, the first ready.
+        if (s === "waiting" && performance.getEntriesByName("flexmoe:ready").length === 0) performance.mark("flexmoe:ready");
         progress.hidden = s !== "training";
         void wake.hold(s === "training" || s === "uploading");
-        if (s === "error" || s === "disconnected") $("note").textContent = detail ?? "";
+        if (s === "error" || s === "disconnected" || s === "ended") $("note").textContent = detail ?? "";
         else if (s === "waiting") $("note").textContent = "";
       },
       joined(info) {
+        if (performance.getEntriesByName("flexmoe:joined").length === 0) performance.mark("flexmoe:joined");
         $("client").textContent = info.clientId;
         $("capacity").textContent =
           `of ${info.experts} experts${info.capacity !== session.capacity ? ` (capped to ${info.capacity})` : ""}`;
         capInput.max = String(info.experts);
-        capInput.disabled = false;
+        // Editable once the device test has set it (it would overwrite an earlier edit).
+        capInput.disabled = !tested.done;
       },
       round(round, experts) {
         $("round").textContent = String(round);
@@ -253,10 +330,12 @@ function setUpPad(session: Session): void {
   });
 }
 
-start().catch((e: unknown) => {
+try {
+  start();
+} catch (e) {
   const el = document.getElementById("state");
   if (el) {
     el.textContent = `Error (${(e as Error).message})`;
     el.dataset.state = "error";
   }
-});
+}

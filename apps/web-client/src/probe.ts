@@ -1,10 +1,62 @@
 /**
- * A quick device probe for the default capacity (how many experts this page holds): what the
- * browser says about memory and cores, the backend, and a ~100 ms matMul benchmark on it.
- * The volunteer can change the result; the coordinator may cap it.
+ * Device probes, on the current TF.js backend. `timeTraining`: samples per second of real training
+ * steps of the model the page will train (what backend.ts compares the backends by). `probeDevice`:
+ * the default capacity (how many experts this page holds) from what the browser says about memory
+ * and cores, the backend, and a ~100 ms matMul benchmark on it; the volunteer can change it and the
+ * coordinator may cap it.
  */
-import * as tf from "@tensorflow/tfjs";
-import type { TfBackend } from "./backend.ts";
+import * as tf from "./tf.ts";
+import { createRng, type LabeledSet } from "@flexmoe/core";
+import { MoeTrainer, type TrainOptions } from "@flexmoe/model";
+import { initBackbone, initExpert, initGate, inputSize, type ModelSpec } from "@flexmoe/model/spec";
+import type { TfBackend } from "./backend-choice.ts";
+
+/** The coordinator's default batch size (`--batch-size`), and what a page holds at least. */
+const PROBE_BATCH = 32;
+const PROBE_EXPERTS = 2;
+const MAX_PROBE_BATCHES = 4;
+
+function syntheticSet(spec: ModelSpec, n: number, seed: number): LabeledSet {
+  const rng = createRng(seed);
+  const x = new Float32Array(n * inputSize(spec));
+  for (let i = 0; i < x.length; i++) x[i] = rng.next();
+  const y = Uint8Array.from({ length: n }, () => rng.int(spec.numClasses));
+  return { x, y, n, shape: spec.inputShape, numClasses: spec.numClasses };
+}
+
+/**
+ * Samples per second of `MoeTrainer.train` (the page's own round: batches of 32, Adam, the feedback
+ * pass and the weight export) on synthetic data of the model's shape, with two experts. One untimed
+ * batch first (shader compilation and first allocations are not a round's pace), then as many batches
+ * (1-4) as fit in `budgetMs` at the warm-up's pace. When even four times the warm-up's pace would not
+ * reach `toBeat` (another backend's result), the warm-up's pace is the answer: it cannot win.
+ */
+export async function timeTraining(spec: ModelSpec, opts: { budgetMs: number; toBeat?: number }): Promise<number> {
+  const rng = createRng(7);
+  const experts = new Map(Array.from({ length: Math.min(PROBE_EXPERTS, spec.experts) }, (_, e) => [e, initExpert(spec, e, rng)] as const));
+  const trainer = new MoeTrainer(spec);
+  try {
+    trainer.load(initBackbone(spec, rng), experts, initGate(spec, rng));
+    const train: Omit<TrainOptions, "rng"> = {
+      epochs: 1,
+      batchSize: PROBE_BATCH,
+      learningRate: 1e-3,
+      yieldToHost: () => new Promise((r) => setTimeout(r, 0)),
+    };
+    const t0 = performance.now();
+    await trainer.train(syntheticSet(spec, PROBE_BATCH, 1), { ...train, rng });
+    const warmMs = Math.max(1, performance.now() - t0);
+    const warmRate = PROBE_BATCH / (warmMs / 1000);
+    if (opts.toBeat !== undefined && 4 * warmRate < opts.toBeat) return warmRate;
+    const batches = Math.max(1, Math.min(MAX_PROBE_BATCHES, Math.floor(opts.budgetMs / warmMs)));
+    const data = syntheticSet(spec, batches * PROBE_BATCH, 2);
+    const t1 = performance.now();
+    await trainer.train(data, { ...train, rng });
+    return data.n / (Math.max(1, performance.now() - t1) / 1000);
+  } finally {
+    trainer.dispose();
+  }
+}
 
 export interface DeviceProbe {
   capacity: number;

@@ -1,7 +1,9 @@
 /**
- * One volunteer's session: join (or rejoin with the stored token), fetch the data shard once,
- * then for every round: load the received weights and the own gate, measure accuracy on the
- * held-out split, train locally, upload backbone + assigned experts and per-expert feedback.
+ * One volunteer's session: join (or rejoin with the stored token), fetch the data shard once while the
+ * page settles its backend for the model the join named (`prepare`; a rejoin if that changes the
+ * backend or capacity the join carried), then for every round: load the received weights and the own
+ * gate, measure accuracy on the held-out split, train locally, upload backbone + assigned experts and
+ * per-expert feedback.
  */
 import {
   clientManifest,
@@ -22,14 +24,33 @@ import {
   type LabeledSet,
   type Shard,
 } from "@flexmoe/core";
-import { MoeTrainer } from "@flexmoe/model";
+import type { MoeTrainer } from "@flexmoe/model";
 import { initGate, modelLayout, modelSpec, type ModelSpec } from "@flexmoe/model/spec";
 import { io, type Socket } from "socket.io-client";
-import type { TfBackend } from "./backend.ts";
+import type { TfBackend } from "./backend-choice.ts";
+import { RoundQueue, type AbortFlag } from "./rounds.ts";
 import { loadGate, loadToken, saveGate, saveToken } from "./storage.ts";
 
 export type SessionState =
-  "connecting" | "joined" | "downloading" | "waiting" | "training" | "uploading" | "paused" | "left" | "disconnected" | "error";
+  | "connecting"
+  | "joined"
+  | "downloading"
+  | "preparing"
+  | "waiting"
+  | "training"
+  | "uploading"
+  | "paused"
+  | "left"
+  | "disconnected"
+  | "ended"
+  | "error";
+
+/** What the page trains with, settled by `prepare` once the join has named the model (TF.js is loaded then). */
+export interface Runtime {
+  backend: TfBackend;
+  capacity: number;
+  createTrainer(spec: ModelSpec): MoeTrainer;
+}
 
 export interface SessionEvents {
   state(s: SessionState, detail?: string): void;
@@ -41,6 +62,8 @@ export interface SessionEvents {
 }
 
 const ACK_TIMEOUT_MS = 30_000;
+/** RATE_LIMITED answers are retried after 0.5, 1, 2, 4 s: nothing was stored, the server asked us to slow down. */
+const RATE_LIMIT_RETRIES = 4;
 
 export class Session {
   private readonly socket: Socket<ServerToClientEvents, ClientToServerEvents>;
@@ -48,33 +71,58 @@ export class Session {
   private spec: ModelSpec | null = null;
   private shard: Shard | null = null;
   private trainer: MoeTrainer | null = null;
+  /** The runtime for one model (keyed by its spec), and whether its backend and capacity were applied. */
+  private runtime: { key: string; promise: Promise<Runtime>; value: Runtime | null; applied: boolean } | null = null;
   private gate: NamedTensor[] | null = null;
   private paused = false;
-  private busy = false;
-  private abort = { aborted: false };
+  private readonly rounds = new RoundQueue({
+    run: (start, signal) => this.runRound(start, signal),
+    idle: (answered) => this.afterRound(answered),
+  });
   private left = false;
   private capacityChanged = false;
   /** The volunteer's own drawings: they join the local training set and never leave the page. */
   private readonly own: { x: Float32Array[]; y: number[] } = { x: [], y: [] };
 
   constructor(
-    private readonly opts: { url?: string; capacity: number; backend: TfBackend; label?: string },
+    private readonly opts: {
+      url?: string;
+      /** What the first join carries, before `prepare` has measured (the page's remembered choice or a guess). */
+      capacity: number;
+      backend: TfBackend;
+      label?: string;
+      prepare(spec: ModelSpec): Promise<Runtime>;
+    },
     private readonly on: SessionEvents,
   ) {
     // Reconnection is socket.io-client's: after a drop or a coordinator restart it comes back and we rejoin.
     this.socket = opts.url ? io(opts.url, { transports: ["websocket"] }) : io({ transports: ["websocket"] });
     this.socket.on("connect", () => void this.join());
     this.socket.on("disconnect", () => {
-      this.abort.aborted = true;
+      this.rounds.abort();
       if (!this.left) this.on.state("disconnected", "connection lost, reconnecting…");
     });
-    this.socket.on("round:started", (start) => void this.runRound(start));
+    // The server ended this connection (the same client joined elsewhere, or its token was copied): it
+    // will not reconnect by itself (a server-side disconnect), and must not fight the other connection.
+    this.socket.on("session:ended", (end) => {
+      this.left = true;
+      this.rounds.abort();
+      if (end.reason === "revoked") saveToken(null);
+      this.on.state(
+        "ended",
+        end.reason === "superseded"
+          ? "this device joined from another tab or connection; reload to take part here again"
+          : "your identity was used from two places and has been revoked; reload to join as a new volunteer",
+      );
+    });
+    this.socket.on("round:started", (start) => this.rounds.started(start));
     this.socket.on("round:closed", (s) => this.on.closed(s));
     this.on.state("connecting");
   }
 
   private async join(): Promise<void> {
-    this.abort = { aborted: false };
+    // Socket.IO gives every connection a new id: a join outlived by its connection stops (see below).
+    const connection = this.socket.id;
     this.capacityChanged = false;
     const token = loadToken();
     let res = await this.request("client:join", {
@@ -84,8 +132,8 @@ export class Session {
       ...(token ? { token } : {}),
       ...(this.opts.label ? { label: this.opts.label } : {}),
     });
-    if (!res.ok && res.error.code === "UNKNOWN_TOKEN") {
-      // A new coordinator run does not know us: start over as a new client.
+    if (!res.ok && (res.error.code === "UNKNOWN_TOKEN" || res.error.code === "TOKEN_REUSED")) {
+      // A new coordinator run does not know us (or our token was revoked): start over as a new client.
       saveToken(null);
       this.shard = null;
       res = await this.request("client:join", { protocol: PROTOCOL_VERSION, capacity: this.opts.capacity, backend: this.opts.backend });
@@ -105,6 +153,7 @@ export class Session {
     this.spec = modelSpec(info.preset, info.experts, info.numClasses);
     this.on.joined(info);
     this.on.state("joined");
+    const runtime = this.runtimeFor(this.spec);
     if (!this.shard) {
       this.on.state("downloading", "fetching your data shard");
       const resp = await fetch(info.shardUrl);
@@ -119,6 +168,27 @@ export class Session {
       }
       this.shard = decoded.value;
     }
+    if (!runtime.value) this.on.state("preparing", "measuring this device");
+    try {
+      runtime.value = await runtime.promise;
+    } catch (e) {
+      this.on.state("error", `backend: ${(e as Error).message}`);
+      return;
+    }
+    // The connection dropped (or the session ended) while this page measured: the next join carries on.
+    if (this.socket.id !== connection || this.left) return;
+    if (!runtime.applied) {
+      runtime.applied = true;
+      const { backend, capacity } = runtime.value;
+      if (backend !== this.opts.backend || capacity !== this.opts.capacity) {
+        // The coordinator should plan with what this page measured: rejoin (same token) carrying it.
+        this.opts.backend = backend;
+        this.opts.capacity = capacity;
+        this.capacityChanged = true;
+        this.rejoinIfCapacityChanged();
+        return;
+      }
+    }
     if (!this.paused) await this.setReady(true);
     else this.on.state("paused");
   }
@@ -126,6 +196,15 @@ export class Session {
   private async setReady(ready: boolean): Promise<void> {
     const res = await this.request("client:ready", { ready });
     if (res.ok) this.on.state(ready ? "waiting" : "paused", ready ? "waiting for the next round" : undefined);
+  }
+
+  /** Starts `prepare` for this model once (a new run with another model prepares again). */
+  private runtimeFor(spec: ModelSpec): NonNullable<Session["runtime"]> {
+    const key = JSON.stringify(spec);
+    if (this.runtime?.key !== key) this.runtime = { key, promise: this.opts.prepare(spec), value: null, applied: false };
+    // Settled later in join(); an unhandled rejection here would be reported twice.
+    this.runtime.promise.catch(() => {});
+    return this.runtime;
   }
 
   /** The gate kept for this run, or a fresh one seeded by the run and this client (as the simulator seeds it). */
@@ -136,11 +215,11 @@ export class Session {
     return this.gate;
   }
 
-  private async runRound(start: RoundStart): Promise<void> {
+  /** One round: train, answer; true when the server took the update. Sequenced by {@link RoundQueue}. */
+  private async runRound(start: RoundStart, signal: AbortFlag): Promise<boolean> {
     const { info, spec, shard } = this;
-    if (!info || !spec || !shard || this.busy) return;
-    this.busy = true;
-    const signal = (this.abort = { aborted: false });
+    if (!info || !spec || !shard) return false;
+    let answered = false;
     try {
       this.on.round(start.round, start.experts);
       this.on.state("training", `round ${start.round}`);
@@ -150,7 +229,9 @@ export class Session {
       if (!decoded.ok) throw new Error(`${decoded.error.code}: ${decoded.error.message}`);
       const split = splitClientTensors(layout, start.experts, decoded.value);
       const experts = new Map(split.experts.map((x) => [x.expert, x.tensors]));
-      const trainer = (this.trainer ??= new MoeTrainer(spec));
+      const runtime = this.runtime?.value;
+      if (!runtime) throw new Error("round started before the backend was ready");
+      const trainer = (this.trainer ??= runtime.createTrainer(spec));
       trainer.load(split.backbone, experts, await this.ensureGate(spec, info));
       const evalRes = await trainer.evaluate(shard.test);
       this.on.accuracy(start.round, evalRes.accuracy);
@@ -162,7 +243,7 @@ export class Session {
         yieldToHost: () => new Promise((r) => setTimeout(r, 0)),
         signal,
       });
-      if (signal.aborted) return;
+      if (signal.aborted) return false;
       this.on.state("uploading");
       const tensors = [...update.backbone, ...update.experts.flatMap((x) => x.tensors)];
       const res = await this.request("update:submit", {
@@ -178,6 +259,7 @@ export class Session {
         },
         weights: encodeTensors(tensors),
       });
+      answered = res.ok;
       if (!res.ok) this.on.state("waiting", `update not taken: ${res.error.code}`);
       else {
         // The new gate goes with the update the server took; a refused update leaves the old one.
@@ -189,9 +271,16 @@ export class Session {
       this.on.state("error", (e as Error).message);
     } finally {
       this.on.progress(1);
-      this.busy = false;
-      this.rejoinIfCapacityChanged();
     }
+    return answered;
+  }
+
+  private afterRound(answered: boolean): void {
+    if (this.left) return;
+    this.rejoinIfCapacityChanged();
+    // A round this page did not answer in time took it out of the ready set (docs/protocol.md):
+    // declare ready again, so the next round includes it.
+    if (!answered && !this.paused && this.socket.connected && this.info) void this.setReady(true);
   }
 
   /** Every request has a deadline: a dead connection answers with a typed error, never hangs. */
@@ -199,12 +288,17 @@ export class Session {
     event: E,
     payload: Parameters<ClientToServerEvents[E]>[0],
   ): Promise<AckOf<E>> {
-    try {
-      // socket.io's typings cannot follow a generic event name through emitWithAck.
-      const socket = this.socket.timeout(ACK_TIMEOUT_MS) as unknown as { emitWithAck(e: string, p: unknown): Promise<AckOf<E>> };
-      return await socket.emitWithAck(event, payload);
-    } catch {
-      return { ok: false, error: { code: "INTERNAL", message: `${event}: no answer within ${ACK_TIMEOUT_MS / 1000}s` } };
+    for (let attempt = 0; ; attempt++) {
+      let res: AckOf<E>;
+      try {
+        // socket.io's typings cannot follow a generic event name through emitWithAck.
+        const socket = this.socket.timeout(ACK_TIMEOUT_MS) as unknown as { emitWithAck(e: string, p: unknown): Promise<AckOf<E>> };
+        res = await socket.emitWithAck(event, payload);
+      } catch {
+        return { ok: false, error: { code: "INTERNAL", message: `${event}: no answer within ${ACK_TIMEOUT_MS / 1000}s` } };
+      }
+      if (res.ok || res.error.code !== "RATE_LIMITED" || attempt >= RATE_LIMIT_RETRIES || this.left) return res;
+      await new Promise((r) => setTimeout(r, 500 * 2 ** attempt));
     }
   }
 
@@ -244,7 +338,7 @@ export class Session {
   setCapacity(capacity: number): void {
     this.opts.capacity = capacity;
     this.capacityChanged = true;
-    if (!this.busy) this.rejoinIfCapacityChanged();
+    if (!this.rounds.busy) this.rejoinIfCapacityChanged();
   }
 
   private rejoinIfCapacityChanged(): void {
@@ -265,7 +359,7 @@ export class Session {
 
   leave(): void {
     this.left = true;
-    this.abort.aborted = true;
+    this.rounds.abort();
     this.socket.disconnect();
     this.trainer?.dispose();
     this.trainer = null;

@@ -1,8 +1,9 @@
 /**
- * What this page keeps across reloads: its identity token (localStorage) and its own gate
- * (IndexedDB; the gate is personal and never leaves the device).
+ * What this page keeps across reloads: its identity token and its backend choice (localStorage), and
+ * its own gate (IndexedDB; the gate is personal and never leaves the device).
  */
 import type { NamedTensor } from "@flexmoe/core";
+import { LAST_MEMO_KEY, parseMemo, type BackendMemo } from "./backend-choice.ts";
 
 const DB = "flexmoe";
 const STORE = "gates";
@@ -61,5 +62,31 @@ export const saveToken = (t: string | null): void => {
     else localStorage.setItem(TOKEN_KEY, t);
   } catch {
     /* storage unavailable: identity lasts for this page only */
+  }
+};
+
+const read = (key: string): string | null => {
+  try {
+    return localStorage.getItem(key);
+  } catch {
+    return null;
+  }
+};
+
+/** The backend choice stored under `key` (backend-choice.ts's `memoKey`), or the last one written. */
+export const loadBackendMemo = (key: string | null): { key: string; memo: BackendMemo } | null => {
+  const k = key ?? read(LAST_MEMO_KEY);
+  const memo = k === null ? null : parseMemo(read(k));
+  return k !== null && memo !== null ? { key: k, memo } : null;
+};
+export const saveBackendMemo = (key: string, memo: BackendMemo | null): void => {
+  try {
+    if (memo === null) localStorage.removeItem(key);
+    else {
+      localStorage.setItem(key, JSON.stringify(memo));
+      localStorage.setItem(LAST_MEMO_KEY, key);
+    }
+  } catch {
+    /* storage unavailable: the page measures again next time */
   }
 };

@@ -67,6 +67,12 @@ describe("FitnessMatrix", () => {
     expect(m.get("c", 2)).toBeCloseTo(0.7, 15);
   });
 
+  it('zeroUsage "zero" scores an assigned expert without routed samples (zero, missing, NaN) as 0', () => {
+    const m = new FitnessMatrix(4, 0.4);
+    m.update("c", [0, 1, 2], [fb(0, 0, 0.9, 0), fb(2, Number.NaN, 0.9, 0)], { beta: 0.5, fitness: { kind: "acc" }, zeroUsage: "zero" });
+    expect(Array.from(m.row("c"))).toEqual([0.2, 0.2, 0.2, 0.4]); // expert 3 was not assigned
+  });
+
   it("validates beta and expert indices", () => {
     const m = new FitnessMatrix(2);
     expect(() => m.update("c", [0], [], { beta: 0, fitness: { kind: "acc" } })).toThrow(RangeError);

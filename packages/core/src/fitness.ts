@@ -12,7 +12,15 @@ export interface FitnessUpdateOptions {
   /** EMA rate in (0, 1]: Q = (1 - beta) Q + beta s. */
   beta: number;
   fitness: FitnessKind;
+  /**
+   * An assigned expert the client routed no sample to: "keep" leaves its Q (the score is undefined
+   * without samples), "zero" scores it 0 (it did nothing for this client). @default "keep"
+   */
+  zeroUsage?: ZeroUsageRule;
 }
+
+export const ZERO_USAGE_RULES = ["keep", "zero"] as const;
+export type ZeroUsageRule = (typeof ZERO_USAGE_RULES)[number];
 
 /** Serialized form of a {@link FitnessMatrix}; rows keep their insertion order. */
 export interface FitnessMatrixJSON {
@@ -113,9 +121,17 @@ export class FitnessMatrix {
       done.add(e);
       // First feedback entry per expert wins; duplicates are ignored rather than double-counted.
       const fb = feedback.find((f) => f.expert === e);
-      if (fb === undefined || !(fb.usage > 0)) continue;
+      if (fb === undefined || !(fb.usage > 0)) {
+        if (opts.zeroUsage === "zero") row[e] = (1 - beta) * (row[e] as number);
+        continue;
+      }
       row[e] = (1 - beta) * (row[e] as number) + beta * instantScore(fb, fitness);
     }
+  }
+
+  /** Drops a client's row (a pruned client); a later row for the same id starts at q0. */
+  remove(clientId: string): void {
+    this.rows.delete(clientId);
   }
 
   /** An independent copy (the round engine never mutates the state it was given). */

@@ -15,6 +15,8 @@ import {
   type RoundStart,
   type RoundSummary,
   type ServerToClientEvents,
+  type SessionEnded,
+  type NamedTensor,
   type TensorManifest,
 } from "@flexmoe/core";
 import { modelLayout, modelSpec } from "@flexmoe/model/spec";
@@ -34,6 +36,10 @@ export interface SyntheticClientOptions {
   reconnect?: boolean;
   /** Training samples it claims (the coordinator bounds claims by the shard it dealt). @default 10 */
   numSamples?: number;
+  /** Added to every weight it sends back: backbone and experts (a stand-in for a training step). @default 0 */
+  step?: number;
+  /** Added to the expert weights only, on top of `step` (a client pushing its experts away). @default 0 */
+  expertStep?: number;
 }
 
 export class SyntheticClient {
@@ -45,6 +51,8 @@ export class SyntheticClient {
   /** Successful rejoins after a reconnect, and the errors of failed ones. */
   rejoins = 0;
   readonly rejoinErrors: string[] = [];
+  /** session:ended notices (superseded, revoked); after one it no longer reconnects, as the page. */
+  readonly ended: SessionEnded[] = [];
   private timers = new Set<ReturnType<typeof setTimeout>>();
 
   constructor(private readonly opts: SyntheticClientOptions) {
@@ -74,6 +82,15 @@ export class SyntheticClient {
       this.timers.add(t);
     });
     this.socket.on("round:closed", (s) => this.closed.push(s));
+    this.socket.on("session:ended", (end) => {
+      this.ended.push(end);
+      this.socket.io.reconnection(false);
+    });
+  }
+
+  /** Resolves when the socket is disconnected (at once if it already is). */
+  disconnected(): Promise<void> {
+    return this.socket.connected ? new Promise((r) => this.socket.once("disconnect", () => r())) : Promise.resolve();
   }
 
   async request<E extends keyof ClientToServerEvents>(event: E, payload: unknown, timeoutMs = 10_000): Promise<AckOf<E>> {
@@ -81,20 +98,28 @@ export class SyntheticClient {
     return s.emitWithAck(event, payload);
   }
 
-  async join(): Promise<JoinInfo> {
+  /** Join (or rejoin with the last token) and declare ready. `token` overrides the stored one. */
+  async join(token?: string): Promise<JoinInfo> {
+    const res = await this.joinOnly(token);
+    if (!res.ok) throw new Error(`join failed: ${res.error.code} ${res.error.message}`);
+    const ready = await this.request("client:ready", { ready: true });
+    if (!ready.ok) throw new Error(`ready failed: ${ready.error.code}`);
+    return res.value;
+  }
+
+  /** The join request alone (no ready), answered as it came; the token it answers is kept. */
+  async joinOnly(token?: string): Promise<AckOf<"client:join">> {
     if (!this.socket.connected) await new Promise<void>((r) => this.socket.once("connect", () => r()));
+    const use = token ?? this.info?.token ?? this.opts.token;
     const res = await this.request("client:join", {
       protocol: PROTOCOL_VERSION,
       capacity: this.opts.capacity,
       // No model runs here; the protocol has no test-only backend name, so it claims the plainest.
       backend: "cpu",
-      ...(this.info ? { token: this.info.token } : this.opts.token ? { token: this.opts.token } : {}),
+      ...(use !== undefined ? { token: use } : {}),
     });
-    if (!res.ok) throw new Error(`join failed: ${res.error.code} ${res.error.message}`);
-    this.info = res.value;
-    const ready = await this.request("client:ready", { ready: true });
-    if (!ready.ok) throw new Error(`ready failed: ${ready.error.code}`);
-    return res.value;
+    if (res.ok) this.info = res.value;
+    return res;
   }
 
   manifestFor(experts: number[]): TensorManifest {
@@ -120,8 +145,25 @@ export class SyntheticClient {
         trainLoss: 1,
         trainMs: 1,
       },
-      weights: encodeTensors(decoded.value),
+      weights: encodeTensors(this.stepped(decoded.value, start.experts.length)),
     };
+  }
+
+  private stepped(tensors: NamedTensor[], heldExperts: number): NamedTensor[] {
+    const step = this.opts.step ?? 0;
+    const expertStep = this.opts.expertStep ?? 0;
+    if (step === 0 && expertStep === 0) return tensors;
+    // The frame is the backbone's tensors, then each held expert's (clientManifest's order).
+    const expertTensors = heldExperts * this.expertTensorCount();
+    return tensors.map((t, i) => {
+      const d = step + (i >= tensors.length - expertTensors ? expertStep : 0);
+      return { ...t, data: t.data.map((v) => v + d) };
+    });
+  }
+
+  private expertTensorCount(): number {
+    const info = this.info!;
+    return modelLayout(modelSpec(info.preset, info.experts, info.numClasses)).experts[0]?.length ?? 0;
   }
 
   async submit(start: RoundStart): Promise<AckOf<"update:submit">> {

@@ -102,7 +102,7 @@ describe("bounded payloads under join churn", () => {
     const initial = await stateWith(Array.from({ length: 600 }, (_, i) => record(i + 1)));
     const t = await fixture.start({
       config: { minClients: 1_000 }, // nobody trains: this is about the registry
-      deps: { initial, onClientAdded: hooks.onClientAdded, limits: { joinBurstPerIp: 1_000 } },
+      deps: { initial, onClientChanged: hooks.onClientChanged, limits: { joinBurstPerIp: 1_000 } },
     });
     const JOINS = 300;
     for (let batch = 0; batch < JOINS / 30; batch++) {

@@ -9,7 +9,7 @@ import { AppFixture } from "@flexmoe/testkit";
 const fixture = new AppFixture();
 afterEach(() => fixture.closeAll());
 
-it("closes and applies a round after 30% of the clients vanish mid-round; later rounds proceed", async () => {
+it("closes and applies a round after 30% of the clients vanish mid-round; the silent one leaves the ready set; later rounds proceed", async () => {
   const { app, client } = await fixture.start({
     config: { minClients: 7, roundTimeoutSec: 1, shards: 10, quorum: 5 },
     samples: 300,
@@ -38,7 +38,12 @@ it("closes and applies a round after 30% of the clients vanish mid-round; later 
     interval: 20,
   });
 
-  leavers[2]!.close();
+  // The silent one is still connected but no longer ready: later rounds neither include nor wait for it.
+  const silent = leavers[2]!.info!.clientId;
+  expect(app.federation.client(silent)).toMatchObject({ online: true, ready: false });
   await vi.waitFor(() => expect(app.federation.round).toBe(3), { timeout: 8_000, interval: 20 });
-  for (const h of app.federation.snapshot.history.slice(1)) expect(h).toMatchObject({ participants: 7, reason: "complete" });
+  for (const h of app.federation.snapshot.history.slice(1)) {
+    expect(h).toMatchObject({ participants: 7, reason: "complete" });
+    expect(h.assigned[silent]).toBeUndefined();
+  }
 });

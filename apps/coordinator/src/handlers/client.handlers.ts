@@ -99,7 +99,7 @@ export function createClientHandlers(deps: { federation: Federation; socket: Fle
         if (joined()) return protocolError(ErrorCode.INVALID_PAYLOAD, "already joined on this connection");
         if (req.token === undefined && guard.joinLimiter && !guard.joinLimiter.take())
           return protocolError(ErrorCode.RATE_LIMITED, "client:join: too many new clients from this address; slow down");
-        const res = federation.join(req);
+        const res = federation.join(req, socket.id);
         if (res.ok) {
           socket.data.clientId = res.value.clientId;
           // One room per client id: the federation addresses clients, not sockets (O(1) per send).
@@ -117,7 +117,8 @@ export function createClientHandlers(deps: { federation: Federation; socket: Fle
       (req) => {
         const id = joined();
         if (!id) return protocolError(ErrorCode.NOT_JOINED, "join first");
-        federation.setReady(id, req.ready);
+        if (!federation.setReady(id, req.ready, socket.id))
+          return protocolError(ErrorCode.NOT_JOINED, "this connection was superseded by a newer one of the same client");
         return { ok: true, value: { ready: req.ready } };
       },
       guard,
@@ -129,13 +130,13 @@ export function createClientHandlers(deps: { federation: Federation; socket: Fle
       (req) => {
         const id = joined();
         if (!id) return protocolError(ErrorCode.NOT_JOINED, "join first");
-        return federation.submit(id, req.meta, toBytes(req.weights));
+        return federation.submit(id, req.meta, toBytes(req.weights), socket.id);
       },
       guard,
     ),
     disconnect: () => {
       const id = joined();
-      if (id) federation.leave(id);
+      if (id) federation.leave(id, socket.id);
     },
   };
 }

@@ -43,6 +43,8 @@ export interface CheckpointMeta {
   fitness: FitnessMatrixJSON;
   deficit: number[];
   cumulativeRouted: number[];
+  /** The engine's holding streaks (absent in checkpoints written before the hold limit: none). */
+  holding: Record<string, number[]>;
   history: RoundRecord[];
   clients: PersistedClient[];
 }
@@ -77,6 +79,7 @@ export function checkpointOf(
       fitness: state.fitness.toJSON(),
       deficit: [...state.deficit],
       cumulativeRouted: [...state.cumulativeRouted],
+      holding: Object.fromEntries(Object.entries(state.holding).map(([id, row]) => [id, [...row]])),
       history: [...state.history],
       clients: [...clients],
     },
@@ -142,6 +145,9 @@ const persistedClientSchema = z.object({
   label: z.string().max(200).nullable(),
   lastRound: count,
   accuracy: finite.nullable(),
+  // Written since token rotation; absent in older files.
+  prevToken: z.string().min(1).max(256).nullable().optional(),
+  lastSeen: finite.optional(),
 });
 /** One entry of the client registry (checkpoint or clients.jsonl), or null when it is not one. */
 export function parsePersistedClient(v: unknown): PersistedClient | null {
@@ -161,6 +167,7 @@ const metaSchema = z.object({
   }),
   deficit: numbers,
   cumulativeRouted: numbers,
+  holding: z.record(id, numbers).default({}),
   history: z.array(roundRecordSchema),
   clients: z.array(persistedClientSchema),
 });
@@ -212,6 +219,9 @@ const TUNABLE_KEYS = [
   "trim",
   "clipNorm",
   "clipFactor",
+  "maxHold",
+  "zeroUsage",
+  "pruneAfterMs",
   "maxCapacity",
   "maxOwnSamples",
   "beta",
@@ -278,6 +288,7 @@ export function restoreCheckpoint(cp: Checkpoint, config: ResolvedConfig): Resul
       fitness,
       deficit: [...cp.meta.deficit],
       cumulativeRouted: [...cp.meta.cumulativeRouted],
+      holding: cp.meta.holding ?? {},
       history: cp.meta.history,
     },
     clients: cp.meta.clients,

@@ -68,9 +68,9 @@ export function persistenceHooks(deps: { store: RunStore; clock: Clock; logger: 
         log.error({ err: e, runId: run.state.runId }, "checkpoint of the reset run not saved");
       }
     },
-    onClientAdded: (client: ClientRecord): void => {
+    onClientChanged: (client: ClientRecord): void => {
       try {
-        deps.store.addClient(persistedOf(client));
+        deps.store.putClient(persistedOf(client));
       } catch (e) {
         log.error({ err: e, client: client.id }, "client registry not saved");
       }

@@ -32,7 +32,7 @@ function runTwoRounds(store: RunStore, cfg: CoordinatorConfig = CFG) {
     clock: { now: () => 0, timeout: () => ({ cancel() {} }) },
     logger: silentLogger,
   });
-  const h = harness(cfg, { onRoundClosed: hooks.onRoundClosed, onClientAdded: hooks.onClientAdded, onReset: hooks.onReset });
+  const h = harness(cfg, { onRoundClosed: hooks.onRoundClosed, onClientChanged: hooks.onClientChanged, onReset: hooks.onReset });
   const fed = h.federation;
   const config = fed.config;
   const a = fed.join({ protocol: 1, capacity: 2, backend: "cpu" });
@@ -211,6 +211,23 @@ describe("FileRunStore integrity", () => {
     expect(fed.round).toBe(4);
     expect(readFileSync(store.clientsPath, "utf8")).toBe("");
     expect(loadedOrThrow(new FileRunStore(dir)).meta.clients.map((c) => c.id)).toEqual(["c1", "c2", "c3"]);
+  });
+
+  it("a token rotated after the last checkpoint survives a restart, also through a fallback to the previous copy", () => {
+    const dir = tempDir();
+    const store = new FileRunStore(dir);
+    const { fed } = runTwoRounds(store);
+    const old = fed.client("c1")!.token;
+    const again = fed.join({ protocol: 1, token: old, capacity: 2, backend: "cpu" });
+    if (!again.ok) throw new Error("rejoin");
+    expect(again.value.token).not.toBe(old);
+    const loaded = loadedOrThrow(new FileRunStore(dir));
+    expect(loaded.meta.clients.find((c) => c.id === "c1")).toMatchObject({ token: again.value.token, prevToken: old, lastRound: 2 });
+    // The last checkpoint is lost: the previous one plus the log still know the new token.
+    rmSync(path.join(dir, "checkpoint.fms"));
+    const fallback = loadedOrThrow(new FileRunStore(dir));
+    expect(fallback.meta.round).toBe(1);
+    expect(fallback.meta.clients.find((c) => c.id === "c1")?.token).toBe(again.value.token);
   });
 
   it("reads a checkpoint (FMS1, no checksum) and clients.json written by the previous version", () => {

@@ -35,26 +35,45 @@ export interface RunStore {
   load(): Result<Checkpoint | null, StoreError>;
   /** Replace the checkpoint; when this returns, it survives a crash. @throws on I/O errors. */
   save(cp: Checkpoint): void;
-  /** Record one newly registered client; when this returns, it survives a crash. @throws on I/O errors. */
-  addClient(client: PersistedClient): void;
+  /**
+   * Record a client that registered or whose token changed; when this returns, it survives a crash.
+   * @throws on I/O errors.
+   */
+  putClient(client: PersistedClient): void;
 }
 
-/** Registry entries not in the checkpoint (joined after it) are appended; the checkpoint wins for the rest. */
+/**
+ * The registry log over a checkpoint: for a client the checkpoint lists, the log's last entry brings
+ * its credential (a token rotated after the checkpoint); the rest of the record is the checkpoint's,
+ * which is newer. Ids the checkpoint does not list (joined after it) are appended in log order.
+ */
 function mergeClients(cp: Checkpoint, registry: readonly PersistedClient[]): Checkpoint {
   if (registry.length === 0) return cp;
-  const known = new Set(cp.meta.clients.map((c) => c.id));
-  const extra: PersistedClient[] = [];
-  for (const c of registry) {
-    if (known.has(c.id)) continue;
-    known.add(c.id);
-    extra.push(c);
-  }
-  return { ...cp, meta: { ...cp.meta, clients: [...cp.meta.clients, ...extra] } };
+  const latest = new Map<string, PersistedClient>();
+  for (const c of registry) latest.set(c.id, c);
+  const clients = cp.meta.clients.map((c) => {
+    const l = latest.get(c.id);
+    return l ? { ...c, token: l.token, prevToken: l.prevToken ?? null } : c;
+  });
+  const listed = new Set(cp.meta.clients.map((c) => c.id));
+  for (const [id, c] of latest) if (!listed.has(id)) clients.push(c);
+  return { ...cp, meta: { ...cp.meta, clients } };
 }
+
+/** What identifies a client's entry in the log: id, shard and credential. */
+const credentialOf = (c: PersistedClient): string => JSON.stringify([c.id, c.shard, c.token, c.prevToken ?? null]);
+
+/** Log entries worth keeping after checkpoint `cp`: clients the previous checkpoint lacks or knows by another token. */
+function changedSince(cp: Checkpoint, previous: ReadonlyMap<string, string>): PersistedClient[] {
+  return cp.meta.clients.filter((c) => previous.get(c.id) !== credentialOf(c));
+}
+
+const byId = (cp: Checkpoint): Map<string, string> => new Map(cp.meta.clients.map((c) => [c.id, credentialOf(c)]));
 
 export class MemoryRunStore implements RunStore {
   private bytes: Uint8Array | null = null;
   private registry: PersistedClient[] = [];
+  private previous = new Map<string, string>();
   load(): Result<Checkpoint | null, StoreError> {
     if (!this.bytes) return ok(null);
     const cp = decodeCheckpoint(this.bytes);
@@ -62,10 +81,10 @@ export class MemoryRunStore implements RunStore {
   }
   save(cp: Checkpoint): void {
     this.bytes = encodeCheckpoint(cp);
-    const saved = new Set(cp.meta.clients.map((c) => c.id));
-    this.registry = this.registry.filter((c) => !saved.has(c.id));
+    this.registry = changedSince(cp, this.previous);
+    this.previous = byId(cp);
   }
-  addClient(client: PersistedClient): void {
+  putClient(client: PersistedClient): void {
     this.registry.push(structuredClone(client));
   }
 }
@@ -84,7 +103,7 @@ export class FileRunStore implements RunStore {
   readonly legacyClientsPath: string;
   readonly lockPath: string;
   /** Client ids in the checkpoint that the next save turns into the previous one. */
-  private previousIds = new Set<string>();
+  private previous = new Map<string, string>();
   private locked = false;
 
   constructor(readonly dir: string) {
@@ -170,7 +189,7 @@ export class FileRunStore implements RunStore {
         cp.recovered = `${main.error.message}; moved it to ${this.corruptPath} and resumed from ${this.previousPath} (round ${cp.meta.round})`;
       } else cp.recovered = `${this.checkpointPath} is missing; resumed from ${this.previousPath} (round ${cp.meta.round})`;
     }
-    this.previousIds = new Set(cp.meta.clients.map((c) => c.id));
+    this.previous = byId(cp);
     const legacy = this.readLegacyClients();
     if (!legacy.ok) return legacy;
     const log = this.readClientLog();
@@ -189,13 +208,14 @@ export class FileRunStore implements RunStore {
     if (existsSync(this.checkpointPath)) renameSync(this.checkpointPath, this.previousPath);
     renameSync(tmp, this.checkpointPath);
     fsyncDir(this.dir);
-    // Compact the log: keep who is not in the previous checkpoint, so a fallback to it loses no token.
-    const keep = cp.meta.clients.filter((c) => !this.previousIds.has(c.id));
+    // Compact the log: keep who the previous checkpoint lacks or holds otherwise (a rotated token), so a
+    // fallback to it loses no token.
+    const keep = changedSince(cp, this.previous);
     writeAtomic(this.clientsPath, new TextEncoder().encode(keep.map((c) => `${JSON.stringify(c)}\n`).join("")));
-    this.previousIds = new Set(cp.meta.clients.map((c) => c.id));
+    this.previous = byId(cp);
   }
 
-  addClient(client: PersistedClient): void {
+  putClient(client: PersistedClient): void {
     mkdirSync(this.dir, { recursive: true });
     const fd = openSync(this.clientsPath, "a", 0o600);
     try {

@@ -7,13 +7,14 @@ import os from "node:os";
 import { parseArgs } from "node:util";
 import { benchAggregation, type AggregationResult } from "../bench/aggregation.ts";
 import { benchBrowser, BROWSER_BACKENDS, type BrowserRow } from "../bench/browser.ts";
+import { benchBundle, type BundleResult } from "../bench/bundle.ts";
 import type { BenchContext } from "../bench/common.ts";
 import { benchCoordinator, type CoordinatorResult } from "../bench/coordinator.ts";
 import { benchSolver, type SolverRow } from "../bench/solver.ts";
 import { formatBytes, formatTable } from "../bench/stats.ts";
 import { benchWire, type WireResult } from "../bench/wire.ts";
 
-const SECTIONS = ["solver", "aggregation", "wire", "browser", "coordinator"] as const;
+const SECTIONS = ["solver", "aggregation", "wire", "browser", "coordinator", "bundle"] as const;
 type Section = (typeof SECTIONS)[number];
 
 const HELP = `usage: flexmoe bench [options]
@@ -36,6 +37,7 @@ export interface BenchReport {
   wireCodec?: WireResult["codec"];
   browser?: BrowserRow[];
   coordinator?: CoordinatorResult;
+  bundle?: BundleResult;
   errors: { section: Section; message: string }[];
 }
 
@@ -114,6 +116,7 @@ export async function runBench(argv: string[]): Promise<number> {
   await run("solver", async () => void (report.solver = await benchSolver(ctx)));
   await run("browser", async () => void (report.browser = await benchBrowser(ctx, backends)));
   await run("coordinator", async () => void (report.coordinator = await benchCoordinator(ctx)));
+  await run("bundle", async () => void (report.bundle = await benchBundle(ctx)));
   report.durationMs = Math.round(performance.now() - t0);
   ctx.progress(`done in ${(report.durationMs / 1000).toFixed(1)} s`);
 
@@ -227,6 +230,21 @@ export function formatReport(r: BenchReport): string {
           l.rssBytesPerClient === null ? null : formatBytes(l.rssBytesPerClient),
           l.error ?? "",
         ]),
+      ),
+    );
+  }
+  if (r.bundle) {
+    const b = r.bundle;
+    const kb = (n: number): string => `${(n / 1000).toFixed(1)} kB`;
+    out.push(
+      `\nPage bundle (gzip -9; the page's JS before TF.js: ${kb(b.pageInitialGzipBytes)} of a ${kb(b.budgetBytes)} budget${b.withinBudget ? "" : ", OVER"})`,
+      formatTable(
+        ["entry", "initial JS gzip", "initial JS raw", "lazy JS gzip"],
+        b.entries.map((e) => [e.name, kb(e.initialJs.gzipBytes), kb(e.initialJs.bytes), kb(e.lazyJs.gzipBytes)]),
+      ),
+      formatTable(
+        ["file", "kind", "gzip", "raw", "initial for"],
+        b.files.map((f) => [f.file, f.kind, kb(f.gzipBytes), kb(f.bytes), f.initialFor.join(", ") || "-"]),
       ),
     );
   }

@@ -41,6 +41,8 @@ export const EXPERIMENT_DEFAULTS = {
   testFraction: 0.2,
   /** The coordinator's default, so simulations run what `flexmoe serve` runs. */
   clipFactor: resolveConfig().clipFactor,
+  maxHold: resolveConfig().maxHold,
+  zeroUsage: resolveConfig().zeroUsage,
 };
 
 export const QUICK = {
@@ -84,6 +86,8 @@ const HELP = `usage: flexmoe experiment [options]
   --trim <f>              trimmed mean's cut per end (default 0.2)
   --clip <norm>           clip each client's delta to this L2 norm, 0 = off (default 0)
   --clip-factor <x>       adaptive clipping: x times the round's lower-median delta norm, 0 = off (default ${D.clipFactor}, as serve)
+  --max-hold <n>          rounds a client may hold one expert in a row, 0 = no limit (default ${D.maxHold}, as serve)
+  --zero-usage <r>        keep | zero: Q of an assigned expert that got no routed sample (default ${D.zeroUsage}, as serve)
   --workers <n>           parallel worker processes (default: CPU cores, at most 2)
   --fashion-dir <dir>     Fashion-MNIST IDX folder (default $FLEXMOE_FASHION_DIR or ${FASHION_MNIST_DIR})
   --out <dir>             output folder (default .flexmoe/experiments/<time>)
@@ -175,6 +179,8 @@ export async function runExperiment(argv: string[]): Promise<number> {
         trim: { type: "string" },
         clip: { type: "string" },
         "clip-factor": { type: "string" },
+        "max-hold": { type: "string" },
+        "zero-usage": { type: "string" },
         workers: { type: "string" },
         "fashion-dir": { type: "string" },
         out: { type: "string" },
@@ -269,6 +275,8 @@ export async function runExperiment(argv: string[]): Promise<number> {
         clipNorm: clip,
         clipFactor: knob("clip-factor", D.clipFactor),
       },
+      maxHold: knob("max-hold", D.maxHold),
+      zeroUsage: knob("zero-usage", D.zeroUsage),
     };
 
     const runs: RunSpec[] = [];
@@ -308,6 +316,8 @@ export async function runExperiment(argv: string[]): Promise<number> {
         ["fitness", `${fitnesses.join(", ")} (alpha_L ${common.alphaL}), EMA beta ${common.beta}, q0 ${common.q0}`],
         ["feedback measured", feedbacks.map((f) => FEEDBACK_WHEN[f]).join("; ")],
         ["load-bound slack", String(common.slack)],
+        ["zero-usage rule", common.zeroUsage],
+        ["hold limit", common.maxHold > 0 ? `${common.maxHold} consecutive rounds per client and expert` : "none"],
         ["seeds", `0..${seeds - 1}`],
         ["samples per client", `${samplesPerClient} (${Math.round(common.testFraction * 100)}% held out for the personalized accuracy)`],
         ["global test set", `${globalTest} samples`],

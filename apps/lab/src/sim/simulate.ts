@@ -85,6 +85,8 @@ export function runEngineConfig(run: RunSpec): EngineConfig {
       clipNorm: run.aggregation?.clipNorm ?? 0,
       clipFactor: run.aggregation?.clipFactor ?? 0,
     },
+    maxHold: run.maxHold ?? 0,
+    zeroUsage: run.zeroUsage ?? "keep",
   };
 }
 

@@ -47,6 +47,10 @@ export interface RunSpec {
   attack?: AttackSpec;
   /** The server's aggregation (rule names from core's registry). @default mean, trim 0.2, no clipping of either kind */
   aggregation?: { rule?: string; trim?: number; clipNorm?: number; clipFactor?: number };
+  /** Consecutive rounds a client may hold one expert (the engine's maxHold). @default 0: no limit */
+  maxHold?: number;
+  /** The engine's zero-usage rule. @default "keep" */
+  zeroUsage?: "keep" | "zero";
   /** The run's id, which seeds the clients' own streams (gate, shuffles); default `sim-<seed>`. */
   runId?: string;
 }

@@ -4,6 +4,8 @@ export const ErrorCode = {
   UNSUPPORTED_PROTOCOL: "UNSUPPORTED_PROTOCOL",
   NOT_JOINED: "NOT_JOINED",
   UNKNOWN_TOKEN: "UNKNOWN_TOKEN",
+  /** A replaced token came back after its successor was used: stolen or copied; the identity is revoked. */
+  TOKEN_REUSED: "TOKEN_REUSED",
   STALE_ROUND: "STALE_ROUND",
   NOT_PARTICIPANT: "NOT_PARTICIPANT",
   NOT_ASSIGNED: "NOT_ASSIGNED",

@@ -16,7 +16,10 @@ export interface TrainingConfig {
 
 export interface JoinInfo {
   clientId: string;
-  /** Keep it: rejoining with it restores identity, shard and fitness row. */
+  /**
+   * Keep it, replacing the one sent: every rejoin answers a new token (rotation), so a copied one is
+   * detected when both are used. Rejoining with it restores identity, shard and fitness row.
+   */
   token: string;
   /** The capacity the coordinator granted (it may cap what was asked). */
   capacity: number;
@@ -50,6 +53,17 @@ export interface RoundSummary {
   cv: number;
 }
 
+/** Why the server ended this connection's session (sent just before it disconnects the socket). */
+export interface SessionEnded {
+  /**
+   * superseded: the same client joined on another connection (another tab, or a reconnect);
+   * revoked: its token was used from two places (TOKEN_REUSED). Neither should be answered by an
+   * automatic rejoin: the page stops and lets its user decide.
+   */
+  reason: "superseded" | "revoked";
+  message: string;
+}
+
 export interface ClientToServerEvents {
   "client:join": (req: JoinRequest, ack: (res: AckResult<JoinInfo>) => void) => void;
   "client:ready": (req: ReadyRequest, ack: (res: AckResult<{ ready: boolean }>) => void) => void;
@@ -62,6 +76,7 @@ export type AckOf<E extends keyof ClientToServerEvents> = Parameters<Parameters<
 export interface ServerToClientEvents {
   "round:started": (start: RoundStart) => void;
   "round:closed": (summary: RoundSummary) => void;
+  "session:ended": (end: SessionEnded) => void;
 }
 
 export interface SocketData {

@@ -6,8 +6,6 @@
 import { z } from "zod";
 import { STRATEGY_NAMES } from "../assignment/registry.ts";
 
-export const PROTOCOL_VERSION = 1;
-
 /** Upper bound on experts any coordinator runs; capacities and expert ids are checked against the live E. */
 export const MAX_EXPERTS = 64;
 
@@ -18,7 +16,6 @@ const nonNegInt = z.number().int().nonnegative().max(Number.MAX_SAFE_INTEGER);
 export const binarySchema = z.custom<Uint8Array | ArrayBuffer>((v) => v instanceof Uint8Array || v instanceof ArrayBuffer, {
   message: "expected a binary frame",
 });
-export const toBytes = (b: Uint8Array | ArrayBuffer): Uint8Array => (b instanceof Uint8Array ? b : new Uint8Array(b));
 
 export const backendSchema = z.enum(["webgpu", "webgl", "wasm", "cpu"]);
 export type BackendName = z.infer<typeof backendSchema>;

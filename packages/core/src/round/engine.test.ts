@@ -7,9 +7,19 @@ import { toAssignment } from "../assignment/common.ts";
 import { createRng } from "../rng.ts";
 import type { NamedTensor } from "../types.ts";
 import { admitUpdate } from "./admit.ts";
-import { applyRound, heldBy, initialState, planRound, type ClientUpdate, type EngineConfig, type EngineState } from "./engine.ts";
+import {
+  applyRound,
+  forgetClients,
+  heldBy,
+  initialState,
+  planRound,
+  type ClientUpdate,
+  type EngineConfig,
+  type EngineState,
+} from "./engine.ts";
 import { clientManifest, clientTensors, splitClientTensors, type ModelLayout } from "./layout.ts";
 import { encodeTensors } from "../wire.ts";
+import { FitnessMatrix } from "../fitness.ts";
 
 const t = (name: string, values: number[]): NamedTensor => ({ name, shape: [values.length], data: Float32Array.from(values) });
 const layout: ModelLayout = {
@@ -147,6 +157,64 @@ describe("adaptive clipping", () => {
     // Honest-sized steps are not touched.
     const honest = applyRound(s0, plan, ups.slice(0, 3), cfg).state;
     expect(Array.from(honest.backbone[0]!.data)).toEqual(Array.from(applyRound(s0, plan, ups.slice(0, 3), config).state.backbone[0]!.data));
+  });
+});
+
+describe("expert capture (self-reported feedback)", () => {
+  /** Four clients, k = 1 of 4, 8 rounds: c1 always reports 1.0, the others 0.5. Longest run c1 keeps one expert. */
+  function longestHold(maxHold: number): { longest: number; heldRounds: number; state: EngineState } {
+    // q0 below the liar's claim, so its first expert beats every untried one.
+    let state: EngineState = { ...start(), fitness: new FitnessMatrix(4, 0.5) };
+    const cfg: EngineConfig = { ...config, maxHold };
+    const ids = ["c1", "c2", "c3", "c4"];
+    let longest = 0;
+    let run = 0;
+    let last = -1;
+    let heldRounds = 0;
+    let first = -1;
+    for (let r = 0; r < 8; r++) {
+      const plan = planRound(
+        state,
+        ids.map((id) => ({ id, capacity: 1 })),
+        cfg,
+        createRng(r),
+      );
+      const updates = ids.map((id) => updateOf(state, id, heldBy(plan, id) ?? [], 0, id === "c1" ? 1 : 0.5));
+      const e = heldBy(plan, "c1")?.[0] ?? -1;
+      if (r === 0) first = e;
+      run = e === last ? run + 1 : 1;
+      last = e;
+      longest = Math.max(longest, run);
+      if (e === first) heldRounds++;
+      state = applyRound(state, plan, updates, cfg).state;
+    }
+    return { longest, heldRounds, state };
+  }
+
+  it("without a limit a client reporting 1.0 keeps its expert every round; with maxHold 3 it must leave it", () => {
+    expect(longestHold(0)).toMatchObject({ longest: 8, heldRounds: 8 });
+    const limited = longestHold(3);
+    expect(limited.longest).toBe(3);
+    expect(limited.heldRounds).toBeLessThanOrEqual(6);
+    expect(limited.state.holding["c1"]?.some((n) => n > 0 && n <= 3)).toBe(true);
+  });
+
+  it("streaks count answered rounds only, and a forgotten client loses its Q row and streak", () => {
+    const s0 = start();
+    const ids = ["c1", "c2"];
+    const plan = planRound(
+      s0,
+      ids.map((id) => ({ id, capacity: 2 })),
+      config,
+      createRng(1),
+    );
+    const { state } = applyRound(s0, plan, [updateOf(s0, "c1", heldBy(plan, "c1") ?? [], 0.1, 0.9)], config);
+    expect(state.holding["c1"]?.filter((n) => n === 1)).toHaveLength(2);
+    expect(state.holding["c2"]).toBeUndefined();
+    const forgotten = forgetClients(state, ["c1"]);
+    expect(forgotten.fitness.has("c1")).toBe(false);
+    expect(forgotten.holding["c1"]).toBeUndefined();
+    expect(state.fitness.has("c1")).toBe(true);
   });
 });
 

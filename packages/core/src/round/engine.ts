@@ -13,7 +13,7 @@ import { updateDeficit } from "../assignment/bounds.ts";
 import { builtinStrategies } from "../assignment/registry.ts";
 import type { StrategyRegistry } from "../assignment/strategy.ts";
 import type { Bounds } from "../assignment/types.ts";
-import { FitnessMatrix, type FitnessKind } from "../fitness.ts";
+import { FitnessMatrix, type FitnessKind, type ZeroUsageRule } from "../fitness.ts";
 import { CumulativeLoad, holdersLoad, loadStats, routedLoad } from "../metrics.ts";
 import type { DashboardRound } from "../protocol/events.ts";
 import { streamRng, type Rng } from "../rng.ts";
@@ -39,6 +39,13 @@ export interface EngineConfig {
     /** Adaptive bound: this many times the round's lower-median delta norm (per kind: backbone, experts); 0 = off. */
     readonly clipFactor: number;
   };
+  /**
+   * Consecutive rounds a client may hold the same expert before it must leave it for a round (0 = no
+   * limit). Self-reported feedback cannot buy an expert indefinitely, and a frozen assignment is revisited.
+   */
+  readonly maxHold?: number;
+  /** Q of an assigned expert that got no routed sample: kept, or scored 0. @default "keep" */
+  readonly zeroUsage?: ZeroUsageRule;
 }
 
 /** Where names are looked up; tests and extensions may pass their own. */
@@ -57,6 +64,11 @@ export interface EngineState {
   readonly deficit: readonly number[];
   /** Samples routed per expert, summed over the applied rounds. */
   readonly cumulativeRouted: readonly number[];
+  /**
+   * Per client, the consecutive applied rounds up to now in which it held (and answered for) each
+   * expert; a client without a streak is absent. What {@link EngineConfig.maxHold} is checked against.
+   */
+  readonly holding: Readonly<Record<string, readonly number[]>>;
 }
 
 /** A fresh run's state from the initial weights (seeded by the caller: the model package's init). */
@@ -69,8 +81,27 @@ export function initialState(weights: { backbone: NamedTensor[]; experts: NamedT
     fitness: new FitnessMatrix(E, q0),
     deficit: new Array<number>(E).fill(0),
     cumulativeRouted: new Array<number>(E).fill(0),
+    holding: {},
   };
 }
+
+/** The state without these clients' Q rows and streaks (a driver forgetting pruned clients). */
+export function forgetClients(state: EngineState, ids: readonly string[]): EngineState {
+  if (ids.length === 0) return state;
+  const fitness = state.fitness.clone();
+  const holding = { ...state.holding };
+  for (const id of ids) {
+    fitness.remove(id);
+    delete holding[id];
+  }
+  return { ...state, fitness, holding };
+}
+
+/**
+ * A pair whose streak reached the limit scores this, far below any sum of real scores in [0, 1], so
+ * the exact solver avoids it whenever the bounds allow (a client holding every expert keeps them all).
+ */
+const BLOCKED = -1e6;
 
 export interface Participant {
   id: string;
@@ -159,11 +190,15 @@ export function planRound(
   const ids = sorted.map((p) => p.id);
   const capacities = sorted.map((p) => (strategy.holdsAll ? E : p.capacity));
   const round = state.round + 1;
+  const fitness = state.fitness.toDense(ids);
+  const blocked = strategy.holdsAll ? [] : blockedPairs(state, ids, E, config.maxHold ?? 0);
+  const scored = blocked.length === 0 ? fitness : Float64Array.from(fitness);
+  for (const idx of blocked) scored[idx] = BLOCKED;
   const a = strategy.solve(
     {
       clients: ids.length,
       experts: E,
-      fitness: state.fitness.toDense(ids),
+      fitness: scored,
       capacity: capacities,
       slack: config.slack,
       deficit: state.deficit,
@@ -178,9 +213,34 @@ export function planRound(
     experts: a.experts.map((l) => [...l]),
     load: [...a.load],
     bounds: a.bounds ? { lower: [...a.bounds.lower], upper: [...a.bounds.upper] } : null,
-    objective: a.objective,
+    // Sum of the real Q over the chosen pairs (the blocking penalty is not fitness).
+    objective:
+      blocked.length === 0 ? a.objective : a.experts.reduce((s, l, c) => s + l.reduce((t, e) => t + (fitness[c * E + e] ?? 0), 0), 0),
     deficitBefore: [...state.deficit],
   };
+}
+
+/** Row-major indices (client * E + expert) of the pairs whose streak reached `maxHold`. */
+function blockedPairs(state: EngineState, ids: readonly string[], E: number, maxHold: number): number[] {
+  if (!(maxHold > 0)) return [];
+  const out: number[] = [];
+  ids.forEach((id, c) => {
+    const streak = state.holding[id];
+    if (streak) for (let e = 0; e < E; e++) if ((streak[e] ?? 0) >= maxHold) out.push(c * E + e);
+  });
+  return out;
+}
+
+/** Streaks after a round: +1 for each pair held by a client that answered, gone for everything else. */
+function nextHolding(state: EngineState, plan: RoundPlan, answered: readonly ClientUpdate[], E: number): Record<string, number[]> {
+  const holding: Record<string, number[]> = {};
+  for (const u of answered) {
+    const before = state.holding[u.clientId];
+    const row = new Array<number>(E).fill(0);
+    for (const e of heldBy(plan, u.clientId) ?? []) row[e] = (before?.[e] ?? 0) + 1;
+    holding[u.clientId] = row;
+  }
+  return holding;
 }
 
 const heldIndex = new WeakMap<RoundPlan, Map<string, number>>();
@@ -245,7 +305,11 @@ export function applyRound(
   );
   const fitness = state.fitness.clone();
   for (const u of sorted) {
-    fitness.update(u.clientId, heldBy(plan, u.clientId) ?? [], u.feedback, { beta: config.beta, fitness: config.fitness });
+    fitness.update(u.clientId, heldBy(plan, u.clientId) ?? [], u.feedback, {
+      beta: config.beta,
+      fitness: config.fitness,
+      ...(config.zeroUsage && { zeroUsage: config.zeroUsage }),
+    });
   }
   const totalSlots = plan.load.reduce((a, b) => a + b, 0);
   const deficit = updateDeficit(state.deficit, plan.load, totalSlots);
@@ -288,6 +352,7 @@ export function applyRound(
       fitness,
       deficit,
       cumulativeRouted: cumulative.total(),
+      holding: nextHolding(state, plan, sorted, E),
     },
     record,
   };
