@@ -25,7 +25,7 @@ function syntheticSet(spec: ModelSpec, n: number, seed: number): LabeledSet {
 }
 
 /**
- * Samples per second of `MoeTrainer.train` (the page's own round: batches of 32, Adam, then the feedback
+ * Samples per second of `MoeTrainer.train` (the page's own round: batches of 32, Adam, the feedback
  * pass and the weight export) on synthetic data of the model's shape, with two experts. One untimed
  * batch first (shader compilation and first allocations are not a round's pace), then as many batches
  * (1-4) as fit in `budgetMs` at the warm-up's pace. When even four times the warm-up's pace would not

@@ -187,11 +187,6 @@ export class MoeModel {
     return { probs, gates };
   }
 
-  /** Mean -log(p_y + 1e-7) with one-hot labels [b, C]. Call inside tf.tidy. */
-  loss(x: tf.Tensor2D, yOneHot: tf.Tensor2D): tf.Scalar {
-    return nll(this.forward(x, true).probs, yOneHot);
-  }
-
   /** Current weights as fresh Float32Array copies (a backend may hand out its own buffer). */
   async export(): Promise<{ backbone: NamedTensor[]; experts: { expert: number; tensors: NamedTensor[] }[]; gate: NamedTensor[] }> {
     if (!this.loaded) throw new Error("MoeModel: call load() first");

@@ -52,15 +52,14 @@ const isPosInt = (v: number): boolean => Number.isInteger(v) && v > 0;
 
 export function modelSpec(preset: Preset, experts: number, numClasses = 10, overrides: ModelSpecOverrides = {}): ModelSpec {
   const inputShape = overrides.inputShape ?? [28, 28, 1];
-  const featureDim =
-    preset === "cnn" ? (overrides.featureDim ?? cnnFlatDim(inputShape)) : (overrides.featureDim ?? PRESET_DEFAULTS.dense.featureDim);
+  const featureDim = overrides.featureDim ?? (preset === "cnn" ? cnnFlatDim(inputShape) : PRESET_DEFAULTS.dense.featureDim);
   const spec: ModelSpec = {
     preset,
     experts,
     numClasses,
     inputShape,
     featureDim,
-    expertHidden: overrides.expertHidden ?? (preset === "cnn" ? PRESET_DEFAULTS.cnn : PRESET_DEFAULTS.dense).expertHidden,
+    expertHidden: overrides.expertHidden ?? PRESET_DEFAULTS[preset].expertHidden,
   };
   validateSpec(spec);
   return spec;
