@@ -57,6 +57,7 @@ async function openClient(browser: Browser, query: string): Promise<Page> {
 }
 
 test("four browsers complete three balanced rounds and accuracy rises", async () => {
+  test.setTimeout(10 * 60_000);
   const pages = [
     await openClient(gpuBrowser, "backend=webgpu&capacity=2"),
     await openClient(glBrowser, "backend=webgl&capacity=2"),
@@ -69,7 +70,8 @@ test("four browsers complete three balanced rounds and accuracy rises", async ()
   await expect(pages[3]!.locator("#backend-why")).toHaveAttribute("data-source", "measured", { timeout: 60_000 });
   const measured = (await pages[3]!.locator("#backend").getAttribute("data-backend"))!;
 
-  await expect.poll(async () => (await coord.status()).round, { timeout: 5 * 60_000, intervals: [2_000] }).toBe(3);
+  // The SwiftShader WebGPU page takes about 100 s a round on a loaded 2-core machine: a deadline, not a target.
+  await expect.poll(async () => (await coord.status()).round, { timeout: 8 * 60_000, intervals: [2_000] }).toBe(3);
   const status = await coord.status();
   expect(status.history.map((h) => h.round)).toEqual([1, 2, 3]);
   for (const h of status.history) {
