@@ -207,9 +207,13 @@ export class ClientRegistry {
     return { kind: "joined", record: rec, isNew: true, ended: null };
   }
 
-  private setTokens(rec: ClientRecord, token: string, prev: string | null): void {
+  private forgetTokens(rec: ClientRecord): void {
     this.byToken.delete(rec.token);
     if (rec.prevToken !== null) this.byToken.delete(rec.prevToken);
+  }
+
+  private setTokens(rec: ClientRecord, token: string, prev: string | null): void {
+    this.forgetTokens(rec);
     rec.token = token;
     rec.prevToken = prev;
     rec.confirmed = false;
@@ -240,9 +244,7 @@ export class ClientRegistry {
       gone.push(c.id);
     }
     for (const id of gone) {
-      const c = this.clients.get(id) as ClientRecord;
-      this.byToken.delete(c.token);
-      if (c.prevToken !== null) this.byToken.delete(c.prevToken);
+      this.forgetTokens(this.clients.get(id) as ClientRecord);
       this.clients.delete(id);
     }
     return gone;

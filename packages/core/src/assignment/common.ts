@@ -65,11 +65,19 @@ export function selectTopK(
   return (bv[u] as number) - (bv[u - 1] as number);
 }
 
-/** Turns a C*E hold matrix into the public Assignment (objective summed in client, then expert order). */
+/** Sum of w (C*E, row-major) over the held pairs, in client, then expert order. */
+export function objectiveOf(w: Float64Array, E: number, experts: readonly (readonly number[])[]): number {
+  let objective = 0;
+  experts.forEach((list, c) => {
+    for (const e of list) objective += w[c * E + e] as number;
+  });
+  return objective;
+}
+
+/** Turns a C*E hold matrix into the public Assignment. */
 export function toAssignment(w: Float64Array, C: number, E: number, hold: Uint8Array, bounds?: Bounds): Assignment {
   const experts: number[][] = new Array<number[]>(C);
   const counts = new Int32Array(E);
-  let objective = 0;
   for (let c = 0; c < C; c++) {
     const row = c * E;
     const list: number[] = [];
@@ -77,11 +85,11 @@ export function toAssignment(w: Float64Array, C: number, E: number, hold: Uint8A
       if (hold[row + e] !== 0) {
         list.push(e);
         counts[e] = (counts[e] as number) + 1;
-        objective += w[row + e] as number;
       }
     }
     experts[c] = list;
   }
   const load = Array.from(counts);
+  const objective = objectiveOf(w, E, experts);
   return bounds === undefined ? { experts, load, objective } : { experts, load, objective, bounds };
 }

@@ -10,6 +10,7 @@
 import { aggregateRound, type AggregateOptions } from "../aggregation/aggregate.ts";
 import type { RuleRegistry } from "../aggregation/registry.ts";
 import { updateDeficit } from "../assignment/bounds.ts";
+import { objectiveOf } from "../assignment/common.ts";
 import { builtinStrategies } from "../assignment/registry.ts";
 import type { StrategyRegistry } from "../assignment/strategy.ts";
 import type { Bounds } from "../assignment/types.ts";
@@ -214,8 +215,7 @@ export function planRound(
     load: [...a.load],
     bounds: a.bounds ? { lower: [...a.bounds.lower], upper: [...a.bounds.upper] } : null,
     // Sum of the real Q over the chosen pairs (the blocking penalty is not fitness).
-    objective:
-      blocked.length === 0 ? a.objective : a.experts.reduce((s, l, c) => s + l.reduce((t, e) => t + (fitness[c * E + e] ?? 0), 0), 0),
+    objective: blocked.length === 0 ? a.objective : objectiveOf(fitness, E, a.experts),
     deficitBefore: [...state.deficit],
   };
 }
