@@ -14,6 +14,7 @@ import { FASHION_MNIST_DIR } from "../data/fashion-mnist.ts";
 import { loadSimData } from "../sim/data.ts";
 import { renderReport } from "../sim/report.ts";
 import { parseCapacity } from "../sim/capacity.ts";
+import { gitProvenance, runCommand } from "../sim/provenance.ts";
 import { DATASETS, SIM_STRATEGIES, type DatasetName, type ResultRow, type RunSpec, type SimStrategy } from "../sim/types.ts";
 
 /** Defaults, chosen so the full grid fits in 60 min and --quick in 4 min on a 2-core machine (see docs/results/report.md). */
@@ -78,6 +79,7 @@ const HELP = `usage: flexmoe experiment [options]
   --q0 <x>                initial Q (default ${D.q0})
   --slack <x>             load-bound slack delta (default ${D.slack})
   --seeds <n>             seeds 0..n-1 (default ${D.seeds}; --quick: 1)
+  --seed <n>              only this seed (what a row's regenerating command uses)
   --samples-per-client <n> samples per client before the held-out split (default ${D.samplesPerClient})
   --global-test <n>       size of the common test set (default ${D.globalTest})
   --test-fraction <x>     held-out share of each client's shard (default ${D.testFraction})
@@ -171,6 +173,7 @@ export async function runExperiment(argv: string[]): Promise<number> {
         q0: { type: "string" },
         slack: { type: "string" },
         seeds: { type: "string" },
+        seed: { type: "string" },
         "samples-per-client": { type: "string" },
         "global-test": { type: "string" },
         "test-fraction": { type: "string" },
@@ -251,7 +254,9 @@ export async function runExperiment(argv: string[]): Promise<number> {
     }
     const fitnesses = values.fitness === undefined ? [D.fitness] : parseKnobList("fitness", values.fitness);
     const feedbacks = values.feedback === undefined ? [D.feedback] : parseKnobList("feedback", values.feedback);
-    const seeds = intFlag("seeds", values.seeds, quick ? QUICK.seeds : D.seeds, 1, 1000);
+    const seedCount = intFlag("seeds", values.seeds, quick ? QUICK.seeds : D.seeds, 1, 1000);
+    if (values.seed !== undefined && values.seeds !== undefined) throw new UsageError("--seed and --seeds exclude each other");
+    const seedList = values.seed !== undefined ? [parseKnob("seed", values.seed)] : Array.from({ length: seedCount }, (_, i) => i);
     const samplesPerClient = intFlag("samples-per-client", values["samples-per-client"], D.samplesPerClient, 2, 1_000_000);
     const globalTest = intFlag("global-test", values["global-test"], D.globalTest, 0, 100_000);
     const workers = intFlag("workers", values.workers, Math.max(1, Math.min(2, cpus().length)), 1, 64);
@@ -293,7 +298,7 @@ export async function runExperiment(argv: string[]): Promise<number> {
         for (const capacity of capacities)
           for (const fitness of fitnesses as ("acc" | "loss")[])
             for (const feedback of feedbacks)
-              for (let seed = 0; seed < seeds; seed++)
+              for (const seed of seedList)
                 for (const strategy of strategies as SimStrategy[])
                   runs.push({ ...common, data, partition, strategy, seed, capacity, fitness, feedback });
     }
@@ -318,7 +323,7 @@ export async function runExperiment(argv: string[]): Promise<number> {
         ["load-bound slack", String(common.slack)],
         ["zero-usage rule", common.zeroUsage],
         ["hold limit", common.maxHold > 0 ? `${common.maxHold} consecutive rounds per client and expert` : "none"],
-        ["seeds", `0..${seeds - 1}`],
+        ["seeds", seedList.length === 1 ? String(seedList[0]) : `0..${seedList.length - 1}`],
         ["samples per client", `${samplesPerClient} (${Math.round(common.testFraction * 100)}% held out for the personalized accuracy)`],
         ["global test set", `${globalTest} samples`],
         [
@@ -377,6 +382,8 @@ export async function runExperiment(argv: string[]): Promise<number> {
 
     // Loaded here so --report-only needs neither TensorFlow.js nor the solvers.
     const { runAll } = await import("../sim/pool.ts");
+    const prov = gitProvenance();
+    if (prov.dirty) console.error("flexmoe experiment: the working tree has uncommitted changes; rows are marked dirty");
     await runAll(runs, workers, {
       onProgress: (job, p) => {
         doneUnits[job] = (p.round - 1) * p.clients + p.client;
@@ -384,7 +391,8 @@ export async function runExperiment(argv: string[]): Promise<number> {
         draw(`${describe(r)} round ${p.round}/${p.rounds}`);
       },
       onRow: (job, row) => {
-        rows[job] = row;
+        const run = runs[job] as RunSpec;
+        rows[job] = { ...row, commit: prov.commit, dirty: prov.dirty, command: runCommand(run), config: run };
         finished++;
         doneUnits[job] = units[job] ?? 0;
         // Written after every run, so an interrupted grid still leaves its results.

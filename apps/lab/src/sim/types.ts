@@ -120,6 +120,14 @@ export interface ResultRow {
   /** Parameters a client trains and evaluates with (backbone + held experts + gate), mean over clients. */
   activeParams: number;
   seconds: number;
+  /** Provenance, set by `flexmoe experiment` (absent in rows from before it): the commit the run ran at. */
+  commit?: string;
+  /** Whether tracked files differed from {@link ResultRow.commit}. */
+  dirty?: boolean;
+  /** The command line that regenerates this run alone, every knob explicit. */
+  command?: string;
+  /** The run's complete settings. */
+  config?: RunSpec;
 }
 
 /** Progress of one run, reported after each client and round. */
