@@ -4,6 +4,7 @@
  * at the same commit gives the same numbers (apps/lab/src/sim/provenance.test.ts).
  */
 import { execFileSync } from "node:child_process";
+import { runEngineConfig, trainingOf } from "./run-config.ts";
 import type { RunSpec } from "./types.ts";
 
 export interface Provenance {
@@ -30,7 +31,8 @@ export function gitProvenance(cwd = process.cwd()): Provenance {
 export function runArgs(run: RunSpec): string[] {
   if (run.attack) throw new Error("runArgs: attack runs are not expressible on the experiment command line");
   if (run.runId !== undefined) throw new Error("runArgs: a custom runId is not expressible on the experiment command line");
-  const agg = run.aggregation ?? {};
+  // The values the simulator resolves, not a second copy of its defaults.
+  const { aggregation: agg, maxHold, zeroUsage } = runEngineConfig(run);
   const args: [string, string | number][] = [
     ["dataset", run.data.dataset],
     ["partition", run.partition],
@@ -44,7 +46,7 @@ export function runArgs(run: RunSpec): string[] {
     ["batch-size", run.batchSize],
     ["lr", run.learningRate],
     ["fitness", run.fitness],
-    ["feedback", run.feedback ?? "pre"],
+    ["feedback", trainingOf(run).feedback],
     ["alpha-l", run.alphaL],
     ["beta", run.beta],
     ["q0", run.q0],
@@ -53,12 +55,12 @@ export function runArgs(run: RunSpec): string[] {
     ["global-test", run.data.globalTest],
     ["test-fraction", run.testFraction],
     ["preset", run.preset ?? "dense"],
-    ["aggregator", agg.rule ?? "mean"],
-    ["trim", agg.trim ?? 0.2],
-    ["clip", agg.clipNorm ?? 0],
-    ["clip-factor", agg.clipFactor ?? 0],
-    ["max-hold", run.maxHold ?? 0],
-    ["zero-usage", run.zeroUsage ?? "keep"],
+    ["aggregator", agg.rule],
+    ["trim", agg.trim],
+    ["clip", agg.clipNorm],
+    ["clip-factor", agg.clipFactor],
+    ["max-hold", maxHold ?? 0],
+    ["zero-usage", zeroUsage ?? "keep"],
   ];
   const out = args.flatMap(([k, v]) => [`--${k}`, String(v)]);
   if (run.data.fashionDir !== undefined) out.push("--fashion-dir", run.data.fashionDir);

@@ -21,13 +21,10 @@ import {
   streamRng,
   subset,
   type ClientUpdate,
-  type EngineConfig,
   type EngineState,
-  type FitnessKind,
   type LabeledSet,
   type NamedTensor,
   type RoundResult,
-  type TrainingConfig,
 } from "@flexmoe/core";
 import { MoeTrainer, runLocalRound, type LocalRoundResult } from "@flexmoe/model";
 import {
@@ -41,10 +38,11 @@ import {
   type ModelSpec,
 } from "@flexmoe/model/spec";
 import { parseCapacity } from "./capacity.ts";
+import { runEngineConfig, trainingOf } from "./run-config.ts";
 import type { SimData } from "./data.ts";
 import type { ResultRow, RunProgress, RunSpec } from "./types.ts";
 
-export { parseCapacity };
+export { parseCapacity, runEngineConfig, trainingOf };
 
 interface SimClient {
   id: string;
@@ -69,30 +67,6 @@ export function runModelSpec(run: RunSpec, numClasses: number, capacities: reado
 /** The Node backend a run needs: WASM is fast but has no Conv2D gradient, so the cnn preset runs on CPU. */
 export function runBackend(run: RunSpec): "wasm" | "cpu" {
   return (run.preset ?? "dense") === "cnn" ? "cpu" : "wasm";
-}
-
-/** The engine's knobs for a run (dense runs the full strategy over its single expert). */
-export function runEngineConfig(run: RunSpec): EngineConfig {
-  const fitness: FitnessKind = run.fitness === "acc" ? { kind: "acc" } : { kind: "loss", alphaL: run.alphaL };
-  return {
-    strategy: run.strategy === "dense" ? "full" : run.strategy,
-    fitness,
-    beta: run.beta,
-    slack: run.slack,
-    aggregation: {
-      rule: run.aggregation?.rule ?? "mean",
-      trim: run.aggregation?.trim ?? 0.2,
-      clipNorm: run.aggregation?.clipNorm ?? 0,
-      clipFactor: run.aggregation?.clipFactor ?? 0,
-    },
-    maxHold: run.maxHold ?? 0,
-    zeroUsage: run.zeroUsage ?? "keep",
-  };
-}
-
-/** The local training knobs of a run (what the coordinator sends in round:started). */
-export function trainingOf(run: RunSpec): TrainingConfig {
-  return { epochs: run.localEpochs, batchSize: run.batchSize, learningRate: run.learningRate, feedback: run.feedback ?? "pre" };
 }
 
 /** A client's local round as the engine's update (what the coordinator builds from the wire). */
