@@ -13,6 +13,7 @@ import { intFlag, parseKnob, parseKnobList, UsageError, type KnobName, type Knob
 import { FASHION_MNIST_DIR } from "../data/fashion-mnist.ts";
 import { loadSimData } from "../sim/data.ts";
 import { renderReport } from "../sim/report.ts";
+import { interval, pairedDifference } from "../sim/seed-stats.ts";
 import { parseCapacity } from "../sim/capacity.ts";
 import { gitProvenance, runCommand } from "../sim/provenance.ts";
 import { DATASETS, SIM_STRATEGIES, type DatasetName, type ResultRow, type RunSpec, type SimStrategy } from "../sim/types.ts";
@@ -48,9 +49,9 @@ export const EXPERIMENT_DEFAULTS = {
 
 export const QUICK = {
   datasets: ["mnist"] as DatasetName[],
-  partitions: ["dirichlet:0.8", "classes:4"],
+  partitions: ["classes:4"],
   strategies: ["flex", "greedy", "random", "roundrobin"] as SimStrategy[],
-  seeds: 1,
+  seeds: 2,
 };
 
 const D = EXPERIMENT_DEFAULTS;
@@ -62,7 +63,7 @@ const FEEDBACK_WHEN: Record<FeedbackMode, string> = {
 };
 const HELP = `usage: flexmoe experiment [options]
   --dataset <list>        mnist,fashion-mnist (default both; --quick: mnist)
-  --partition <list>      iid,dirichlet:0.8,classes:4 (default all three; --quick: dirichlet:0.8,classes:4)
+  --partition <list>      iid,dirichlet:0.8,classes:4 (default all three; --quick: classes:4)
   --strategy <list>       ${SIM_STRATEGIES.join(",")} (default all; --quick: flex,greedy,random,roundrobin)
   --clients <n>           clients, all taking part every round (default ${D.clients})
   --experts <n>           experts E (default ${D.experts})
@@ -78,7 +79,7 @@ const HELP = `usage: flexmoe experiment [options]
   --beta <x>              EMA rate of Q (default ${D.beta})
   --q0 <x>                initial Q (default ${D.q0})
   --slack <x>             load-bound slack delta (default ${D.slack})
-  --seeds <n>             seeds 0..n-1 (default ${D.seeds}; --quick: 1)
+  --seeds <n>             seeds 0..n-1 (default ${D.seeds}; --quick: 2)
   --seed <n>              only this seed (what a row's regenerating command uses)
   --samples-per-client <n> samples per client before the held-out split (default ${D.samplesPerClient})
   --global-test <n>       size of the common test set (default ${D.globalTest})
@@ -93,7 +94,7 @@ const HELP = `usage: flexmoe experiment [options]
   --workers <n>           parallel worker processes (default: CPU cores, at most 2)
   --fashion-dir <dir>     Fashion-MNIST IDX folder (default $FLEXMOE_FASHION_DIR or ${FASHION_MNIST_DIR})
   --out <dir>             output folder (default .flexmoe/experiments/<time>)
-  --quick                 MNIST, Dirichlet 0.8 and 4-class, flex/greedy/random/roundrobin, 1 seed
+  --quick                 MNIST 4-class, flex/greedy/random/roundrobin, 2 seeds
   --report-only           do not simulate: rebuild report.md and plots from <out>/results.json
   --merge <dirs>          after a run: add these folders' rows to the report; with --report-only: build <out>
                           (results.json, report.md, plots) from these folders' rows only
@@ -424,18 +425,38 @@ export async function runExperiment(argv: string[]): Promise<number> {
   }
 }
 
+/** Per cell: mean final accuracy with its 95% interval over seeds, then flex minus each baseline, paired by seed. */
 function printSummary(rows: readonly ResultRow[]): void {
   const groups = new Map<string, ResultRow[]>();
   for (const r of rows) {
-    const k = `${r.dataset} ${r.partition} k=${r.capacity} ${r.fitness} ${r.feedback} ${r.strategy}`;
+    const k = `${r.dataset} ${r.partition} k=${r.capacity} ${r.fitness} ${r.feedback}`;
     groups.set(k, [...(groups.get(k) ?? []), r]);
   }
+  const pt = (x: number): string => (Number.isFinite(x) ? (100 * x).toFixed(2) : "n/a");
   for (const [k, g] of groups) {
-    const m = (f: (r: ResultRow) => number): number => g.reduce((s, r) => s + f(r), 0) / g.length;
-    console.log(
-      `${k.padEnd(48)} acc ${(m((r) => r.finalAccuracy) * 100).toFixed(2)}%  cvHolders ${m((r) => r.cvHolders).toFixed(3)}  cvSamples ${m(
-        (r) => r.cvSamples,
-      ).toFixed(3)}  (${g.length} seed${g.length > 1 ? "s" : ""})`,
-    );
+    console.log(`\n${k}`);
+    const strategies = [...new Set(g.map((r) => r.strategy))];
+    const of = (s: string): ResultRow[] => g.filter((r) => r.strategy === s);
+    for (const s of strategies) {
+      const h = of(s);
+      const acc = interval(h.map((r) => r.finalAccuracy));
+      const cv = interval(h.map((r) => r.cvHolders));
+      console.log(
+        `  ${s.padEnd(11)} acc ${pt(acc.mean)}%${h.length > 1 ? ` ± ${pt(acc.half)}` : ""}  cvHolders ${cv.mean.toFixed(3)}  (${h.length} seed${
+          h.length > 1 ? "s" : ""
+        })`,
+      );
+    }
+    const bySeed = (h: readonly ResultRow[]): Map<number, number> => new Map(h.map((r) => [r.seed, r.finalAccuracy]));
+    for (const s of strategies) {
+      if (s === "flex" || of("flex").length === 0) continue;
+      const d = pairedDifference(bySeed(of("flex")), bySeed(of(s)));
+      if (d.n < 2) continue;
+      console.log(
+        `  flex - ${s.padEnd(10)} ${d.mean > 0 ? "+" : ""}${pt(d.mean)} pt [${pt(d.lo)}, ${pt(d.hi)}] over ${d.n} paired seeds, flex better on ${d.wins}: ${
+          d.beyondNoise ? "beyond seed noise" : "within seed noise"
+        }`,
+      );
+    }
   }
 }

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { mainSetting, mustShowChecks, renderReport } from "./report.ts";
+import { mainSetting, mustShowChecks, pairedTable, renderReport } from "./report.ts";
 import type { ResultRow, SimStrategy } from "./types.ts";
 
 function row(strategy: SimStrategy, partition: string, seed: number, acc: number, cv: number, extra: Partial<ResultRow> = {}): ResultRow {
@@ -78,7 +78,7 @@ describe("report", () => {
     expect(bad.map((c) => c.pass)).toEqual([false, false, false]);
   });
 
-  it("renders tables with mean +- std, checks, sweeps and SVG plots", () => {
+  it("renders tables with mean +- 95% half-width, checks, sweeps and SVG plots", () => {
     const extra = [
       row("flex", "classes:4", 0, 0.88, 0, { capacity: "1,2,4" }),
       row("flex", "classes:4", 0, 0.86, 0, { fitness: "loss" }),
@@ -90,8 +90,11 @@ describe("report", () => {
     });
     expect(mainSetting([...rows, ...extra])).toEqual({ capacity: "2", fitness: "acc", feedback: "pre" });
     expect(markdown).toContain("npx flexmoe experiment --quick");
-    expect(markdown).toContain("| classes:4 | flex | 90.50 ± 0.71 |");
+    expect(markdown).toContain("| classes:4 | flex | 90.50 ± 6.35 |");
     expect(markdown).toContain("Must-show comparisons");
+    expect(markdown).toContain("## Paired differences");
+    // Two seeds: diffs 0.5 and 1.5 pt, t(0.975, 1) = 12.706 -> within noise.
+    expect(markdown).toContain("| classes:4 | flex − greedy | 2 | +1.00 pt [-5.35, 7.35] | 2/2 | no |");
     expect(markdown).toContain("## Capacity sweep");
     expect(markdown).toContain("| 1,2,4 |");
     expect(markdown).toContain("## Fitness variants");
@@ -104,6 +107,25 @@ describe("report", () => {
       expect(svg).toMatch(/^<svg[\s\S]*<\/svg>$/);
       expect(markdown).toContain(`plots/mnist-classes-4-${kind}.svg`);
     }
+  });
+
+  it("pairs runs by seed and marks differences beyond seed noise", () => {
+    const five: ResultRow[] = [];
+    for (const seed of [0, 1, 2, 3, 4]) {
+      const base = 0.8 + 0.02 * seed; // the split moves both strategies together
+      five.push(row("flex", "classes:4", seed, base + 0.03 + (seed % 2 ? 0.005 : -0.005), 0));
+      five.push(row("random", "classes:4", seed, base, 0.2));
+      five.push(row("greedy", "classes:4", seed, base + (seed % 2 ? 0.04 : -0.04), 0.4));
+    }
+    five.push(row("greedy", "classes:4", 9, 0.1, 0.4)); // no flex run of seed 9: not paired
+    const t = pairedTable(five, "mnist");
+    const line = (b: string): string => t.find((l) => l.includes(`flex − ${b} |`)) ?? "";
+    // Diffs 2.5, 3.5, 2.5, 3.5, 2.5 pt: mean 2.9, sd 0.548, t(0.975, 4) = 2.776.
+    expect(line("random")).toBe("| classes:4 | flex − random | 5 | +2.90 pt [2.22, 3.58] | 5/5 | **yes: flex better** |");
+    expect(line("greedy")).toMatch(/\| 5 \| .* \| 3\/5 \| no \|$/);
+    const checks = mustShowChecks(five);
+    expect(checks.find((c) => c.name.startsWith("random"))?.paired?.beyondNoise).toBe(true);
+    expect(checks.find((c) => c.name.startsWith("flex accuracy"))?.paired?.n).toBe(5);
   });
 
   it("handles an empty result set", () => {

@@ -2,6 +2,7 @@
  * Turns experiment rows (possibly merged from several invocations) into report.md and SVG plots.
  * Pure: returns the texts; the command writes them.
  */
+import { interval, pairedDifference, type PairedDifference } from "./seed-stats.ts";
 import { heatmaps, lineChart, type Series } from "./svg.ts";
 import { SIM_STRATEGIES, type ResultRow } from "./types.ts";
 
@@ -28,15 +29,11 @@ export interface Check {
   name: string;
   pass: boolean;
   detail: string;
+  /** flex minus the baseline over paired seeds, where the check compares accuracies. */
+  paired?: PairedDifference;
 }
 
 export const mean = (xs: readonly number[]): number => (xs.length === 0 ? NaN : xs.reduce((a, b) => a + b, 0) / xs.length);
-/** Sample standard deviation (n - 1); 0 for a single value. */
-export const std = (xs: readonly number[]): number => {
-  if (xs.length < 2) return 0;
-  const m = mean(xs);
-  return Math.sqrt(xs.reduce((s, x) => s + (x - m) ** 2, 0) / (xs.length - 1));
-};
 
 const uniq = <T>(xs: readonly T[]): T[] => [...new Set(xs)];
 const pct = (x: number): string => (Number.isFinite(x) ? (100 * x).toFixed(2) : "n/a");
@@ -47,20 +44,33 @@ const slug = (s: string): string =>
     .replace(/^-|-$/g, "")
     .toLowerCase();
 
+/** Mean ± the half-width of its 95% t-interval over seeds (the value alone for one seed). */
 function pm(xs: readonly number[], fmt: (x: number) => string): string {
   if (xs.length === 0) return "—";
-  return xs.length === 1 ? fmt(xs[0] as number) : `${fmt(mean(xs))} ± ${fmt(std(xs))}`;
+  const iv = interval(xs);
+  return xs.length === 1 ? fmt(iv.mean) : `${fmt(iv.mean)} ± ${fmt(iv.half)}`;
 }
 
-/** Mean per index over arrays of possibly different lengths. */
+/** Final accuracy per seed, for pairing runs of different strategies. */
+const bySeed = (rows: readonly ResultRow[]): Map<number, number> => new Map(rows.map((r) => [r.seed, r.finalAccuracy]));
+
+/** "+1.23 pt [0.40, 2.06]" for a paired accuracy difference. */
+function fmtDiff(d: PairedDifference): string {
+  const pt = (x: number): string => (Number.isFinite(x) ? (100 * x).toFixed(2) : "n/a");
+  const sign = d.mean > 0 ? "+" : "";
+  return d.n < 2 ? `${sign}${pt(d.mean)} pt (1 seed)` : `${sign}${pt(d.mean)} pt [${pt(d.lo)}, ${pt(d.hi)}]`;
+}
+
+/** Mean per index over arrays of possibly different lengths; spread is the 95% half-width. */
 function meanCurve(curves: readonly (readonly number[])[]): { values: number[]; spread: number[] } {
   const n = Math.max(0, ...curves.map((c) => c.length));
   const values: number[] = [];
   const spread: number[] = [];
   for (let i = 0; i < n; i++) {
     const xs = curves.map((c) => c[i]).filter((v): v is number => v !== undefined && Number.isFinite(v));
-    values.push(mean(xs));
-    spread.push(std(xs));
+    const iv = interval(xs);
+    values.push(iv.mean);
+    spread.push(Number.isFinite(iv.half) ? iv.half : 0);
   }
   return { values, spread };
 }
@@ -120,22 +130,26 @@ export function mustShowChecks(rows: readonly ResultRow[]): Check[] {
           detail: `holders CV flex ${num(fc)} vs greedy ${num(gc)}; cumulative samples CV flex ${num(fs)} vs greedy ${num(gs)}`,
         });
         const ga = mean(greedy.map((r) => r.finalAccuracy));
+        const paired = pairedDifference(bySeed(flex), bySeed(greedy));
         out.push({
           dataset,
           partition,
           name: "flex accuracy >= greedy - 1 point",
           pass: fa >= ga - 0.01,
-          detail: `flex ${pct(fa)}% vs greedy ${pct(ga)}% (diff ${(100 * (fa - ga)).toFixed(2)} pt)`,
+          detail: `flex ${pct(fa)}% vs greedy ${pct(ga)}%; paired flex - greedy ${fmtDiff(paired)}`,
+          paired,
         });
       }
       if (random.length > 0) {
         const ra = mean(random.map((r) => r.finalAccuracy));
+        const paired = pairedDifference(bySeed(flex), bySeed(random));
         out.push({
           dataset,
           partition,
           name: "random accuracy < flex",
           pass: ra < fa,
-          detail: `random ${pct(ra)}% vs flex ${pct(fa)}% (diff ${(100 * (ra - fa)).toFixed(2)} pt)`,
+          detail: `random ${pct(ra)}% vs flex ${pct(fa)}%; paired flex - random ${fmtDiff(paired)}`,
+          paired,
         });
       }
     }
@@ -167,6 +181,28 @@ function mainTable(rows: readonly ResultRow[], dataset: string): string[] {
   return lines;
 }
 
+/** flex minus every other strategy, paired by seed, per partition of one dataset. */
+export function pairedTable(rows: readonly ResultRow[], dataset: string): string[] {
+  const lines = [
+    "| partition | flex − baseline | paired seeds | mean diff, 95% interval (pt) | flex better on | beyond seed noise? |",
+    "|---|---|---|---|---|---|",
+  ];
+  const ds = rows.filter((r) => r.dataset === dataset);
+  for (const partition of uniq(ds.map((r) => r.partition)).sort(byPartition)) {
+    const of = (s: string): ResultRow[] => ds.filter((r) => r.partition === partition && r.strategy === s);
+    const flex = of("flex");
+    if (flex.length === 0) continue;
+    for (const baseline of uniq(ds.filter((r) => r.partition === partition).map((r) => r.strategy)).sort(byStrategy)) {
+      if (baseline === "flex") continue;
+      const d = pairedDifference(bySeed(flex), bySeed(of(baseline)));
+      if (d.n === 0) continue;
+      const verdict = d.n < 2 ? "n/a (1 seed)" : d.beyondNoise ? (d.mean > 0 ? "**yes: flex better**" : "**yes: flex worse**") : "no";
+      lines.push(`| ${partition} | flex − ${baseline} | ${d.n} | ${fmtDiff(d)} | ${d.wins}/${d.n} | ${verdict} |`);
+    }
+  }
+  return lines.length > 2 ? lines : [];
+}
+
 function plotsFor(rows: readonly ResultRow[], dataset: string, partition: string, files: Map<string, string>): string[] {
   const g = rows.filter((r) => r.dataset === dataset && r.partition === partition);
   if (g.length === 0) return [];
@@ -183,7 +219,7 @@ function plotsFor(rows: readonly ResultRow[], dataset: string, partition: string
   files.set(
     `${base}-accuracy.svg`,
     lineChart({
-      title: `${dataset}, ${partition}: personalized accuracy (before local training), mean ± std over seeds`,
+      title: `${dataset}, ${partition}: personalized accuracy (before local training), mean ± 95% interval over seeds`,
       xLabel: "round",
       yLabel: "accuracy %",
       panels: [{ title: "", series: curves((r) => r.accuracy, 100) }],
@@ -305,7 +341,7 @@ export function renderReport(rows: readonly ResultRow[], meta: ReportMeta = {}):
     `## Main comparison (capacity k = ${main.capacity}, fitness ${main.fitness}, feedback ${main.feedback})`,
     "",
     "Accuracy is the personalized accuracy (each client's held-out split, sample-weighted over clients) after the last round, " +
-      "mean ± sample std over seeds. *Global-test acc* is the mean over clients of each personalized model on a common test set. " +
+      "mean ± the half-width of its 95% Student-t interval over seeds. *Global-test acc* is the mean over clients of each personalized model on a common test set. " +
       "*CV holders* is the mean over rounds of the CV of holders per expert; *CV samples* is the CV of the cumulative routed samples per expert " +
       "at the end. *Starved* counts experts with no holder (mean per round) and with no routed sample over the whole run. " +
       "MB per client: model bytes received + uploaded over the run (float32 wire frames).",
@@ -313,14 +349,38 @@ export function renderReport(rows: readonly ResultRow[], meta: ReportMeta = {}):
   );
   for (const dataset of uniq(mainRows.map((r) => r.dataset)).sort()) md.push(`### ${dataset}`, "", ...mainTable(mainRows, dataset), "");
 
+  const paired = uniq(mainRows.map((r) => r.dataset))
+    .sort()
+    .flatMap((dataset) => {
+      const t = pairedTable(mainRows, dataset);
+      return t.length > 0 ? [`### ${dataset}`, "", ...t, ""] : [];
+    });
+  if (paired.length > 0) {
+    md.push(
+      "## Paired differences (final accuracy, flex minus each baseline)",
+      "",
+      "A seed fixes the data split, the initial weights and the clients' streams, so runs of one seed differ only in the " +
+        "strategy. The difference of each pair is averaged over seeds with its 95% Student-t interval; it is beyond seed " +
+        "noise when that interval excludes 0. Dense has its own initial weights (a different model), so its pairing only " +
+        "shares the split.",
+      "",
+      ...paired,
+    );
+  }
+
   const checks = mustShowChecks(mainRows);
   if (checks.length > 0) {
     md.push(
       "## Must-show comparisons (non-IID partitions, means over seeds)",
       "",
-      "| dataset | partition | check | holds? | numbers |",
-      "|---|---|---|---|---|",
-      ...checks.map((c) => `| ${c.dataset} | ${c.partition} | ${c.name} | ${c.pass ? "yes" : "**NO**"} | ${c.detail} |`),
+      "| dataset | partition | check | holds on the means? | beyond seed noise? | numbers |",
+      "|---|---|---|---|---|---|",
+      ...checks.map(
+        (c) =>
+          `| ${c.dataset} | ${c.partition} | ${c.name} | ${c.pass ? "yes" : "**NO**"} | ${
+            c.paired === undefined || c.paired.n < 2 ? "—" : c.paired.beyondNoise ? "yes" : "no"
+          } | ${c.detail} |`,
+      ),
       "",
     );
   }
