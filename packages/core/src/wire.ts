@@ -243,15 +243,29 @@ function decodeUnsafe(frame: Uint8Array, manifest: TensorManifest | undefined, o
       for (let j = 0; j < t.size; j++, off += 4) data[j] = view.getFloat32(off, true);
     }
     const maxAbs = opts.maxAbs ?? Infinity;
-    for (let j = 0; j < data.length; j++) {
+    const j = firstOutside(data, Math.min(maxAbs, FLOAT32_MAX));
+    if (j >= 0) {
       const v = data[j] as number;
       if (!Number.isFinite(v)) return fail("NON_FINITE", `tensor ${JSON.stringify(t.name)} has ${v} at index ${j}`);
-      if (v > maxAbs || v < -maxAbs)
-        return fail("OUT_OF_BOUNDS", `tensor ${JSON.stringify(t.name)}: value ${v} at index ${j} is beyond ±${maxAbs}`);
+      return fail("OUT_OF_BOUNDS", `tensor ${JSON.stringify(t.name)}: value ${v} at index ${j} is beyond ±${maxAbs}`);
     }
     out.push({ name: t.name, shape: t.shape, data });
   }
   return ok(out);
+}
+
+const FLOAT32_MAX = 3.4028234663852886e38;
+
+/**
+ * Index of the first value outside [-lim, lim] (NaN included), or -1. One comparison pair per value in a
+ * small function V8 optimizes on its own: inline in decodeUnsafe the same check ran about 6x slower.
+ */
+function firstOutside(a: Float32Array, lim: number): number {
+  for (let j = 0; j < a.length; j++) {
+    const v = a[j] as number;
+    if (!(v <= lim && v >= -lim)) return j;
+  }
+  return -1;
 }
 
 interface HeaderTensor {

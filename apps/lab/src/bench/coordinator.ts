@@ -3,14 +3,16 @@
  * its own), and a few worker processes each holding many protocol clients (./coordinator-worker.ts) that
  * join and answer full rounds with synthetic updates. Per client count: whether all rounds completed
  * with every client, the round latency (first round:started seen by any client to the first
- * round:closed), and the coordinator's RSS (/proc/<pid>/status) idle, after joins and at peak.
+ * round:closed), the coordinator's RSS (/proc/<pid>/status) idle, after joins and at peak, and its own
+ * CPU time over the rounds (/proc/<pid>/stat) with where it went (V8's sampling profiler, --cpu-prof).
  */
-import { spawn, type ChildProcess } from "node:child_process";
-import { mkdtemp, readFile, rm } from "node:fs/promises";
+import { execFileSync, spawn, type ChildProcess } from "node:child_process";
+import { mkdtemp, readdir, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import type { BenchContext } from "./common.ts";
+import { cpuBreakdown, parseProcStatCpuMs, type CpuBreakdown, type CpuProfile } from "./cpu-profile.ts";
 import type { WorkerMessage } from "./coordinator-worker.ts";
 import { median, parseProcStatus, sig, slope } from "./stats.ts";
 
@@ -35,6 +37,12 @@ export interface CoordinatorLevel {
   peakRssBytes: number | null;
   /** (peak RSS - idle RSS) / clients. */
   rssBytesPerClient: number | null;
+  /** The coordinator's user + system CPU time from all joined to the last round closed, ms. */
+  cpuMsRounds: number | null;
+  /** cpuMsRounds / clients / rounds. */
+  cpuMsPerClientRound: number | null;
+  /** Where that CPU time went (sampled, same window). */
+  profile: CpuBreakdown | null;
 }
 
 export interface CoordinatorResult {
@@ -52,7 +60,34 @@ export interface CoordinatorResult {
   rssSlopeBytesPerClient: number | null;
   /** Peak-RSS difference per added expert between two expert counts at the same clients (full run only). */
   rssBytesPerExpert: number | null;
+  /** The coordinator's CPU ms per client per round at the largest count that completed. */
+  cpuMsPerClientRound: number | null;
 }
+
+let ticks: number | undefined;
+/** Clock ticks per second of /proc/<pid>/stat (getconf CLK_TCK; 100 on Linux when it cannot be asked). */
+function clockTicks(): number {
+  if (ticks === undefined) {
+    try {
+      ticks = Number(execFileSync("getconf", ["CLK_TCK"], { encoding: "utf8" }).trim()) || 100;
+    } catch {
+      ticks = 100;
+    }
+  }
+  return ticks;
+}
+
+async function procCpuMs(pid: number | undefined): Promise<number | null> {
+  if (pid === undefined) return null;
+  try {
+    return parseProcStatCpuMs(await readFile(`/proc/${pid}/stat`, "utf8"), clockTicks());
+  } catch {
+    return null;
+  }
+}
+
+/** The same clock as V8's profile timestamps (CLOCK_MONOTONIC, microseconds). */
+const monoUs = (): number => Number(process.hrtime.bigint() / 1000n);
 
 async function procMem(pid: number | undefined): Promise<{ hwmBytes: number | null; rssBytes: number | null }> {
   if (pid === undefined) return { hwmBytes: null, rssBytes: null };
@@ -75,11 +110,12 @@ function stopChild(p: ChildProcess, signal: NodeJS.Signals = "SIGTERM"): Promise
   });
 }
 
-async function startCoordinator(args: string[], dataDir: string): Promise<{ proc: ChildProcess; url: string }> {
+async function startCoordinator(args: string[], dataDir: string, nodeArgs: string[] = []): Promise<{ proc: ChildProcess; url: string }> {
   const proc = spawn(
     process.execPath,
     // Every bench client comes from 127.0.0.1: lift the per-address limits a classroom default sets.
     [
+      ...nodeArgs,
       BIN,
       "serve",
       "--port",
@@ -124,6 +160,20 @@ async function startCoordinator(args: string[], dataDir: string): Promise<{ proc
   return { proc, url };
 }
 
+/** The one profile the coordinator wrote, reduced to the rounds' window; null when it wrote none. */
+async function readProfile(dir: string, w: { from: number; to: number }): Promise<CpuBreakdown | null> {
+  try {
+    const files = (await readdir(dir)).filter((f) => f.endsWith(".cpuprofile"));
+    if (files.length === 0 || !(w.to > w.from)) return null;
+    const p = JSON.parse(await readFile(path.join(dir, files[0] as string), "utf8")) as CpuProfile;
+    const b = cpuBreakdown(p, w.from, w.to);
+    const round = (x: CpuBreakdown["parts"]) => x.map((s) => ({ part: s.part, ms: sig(s.ms), share: sig(s.share, 3) }));
+    return { busyMs: sig(b.busyMs), parts: round(b.parts), top: round(b.top) };
+  } catch {
+    return null;
+  }
+}
+
 async function runLevel(ctx: BenchContext, clients: number, experts: number, rounds: number, limitMs: number): Promise<CoordinatorLevel> {
   const level: CoordinatorLevel = {
     clients,
@@ -137,8 +187,13 @@ async function runLevel(ctx: BenchContext, clients: number, experts: number, rou
     rssJoinedBytes: null,
     peakRssBytes: null,
     rssBytesPerClient: null,
+    cpuMsRounds: null,
+    cpuMsPerClientRound: null,
+    profile: null,
   };
   const dataDir = await mkdtemp(path.join(tmpdir(), "flexmoe-bench-coord-"));
+  // The rounds' window on the profile's clock; NaN (no samples) when the rounds never ran.
+  const profWindow = { from: NaN, to: NaN };
   const workers: ChildProcess[] = [];
   let coord: ChildProcess | undefined;
   try {
@@ -162,6 +217,8 @@ async function runLevel(ctx: BenchContext, clients: number, experts: number, rou
         "200",
       ],
       dataDir,
+      // A 1 ms sampling profile, written when the process exits (SIGTERM: graceful shutdown).
+      ["--cpu-prof", "--cpu-prof-dir", path.join(dataDir, "prof"), "--cpu-prof-interval", "1000"],
     );
     coord = started.proc;
     const pid = coord.pid;
@@ -207,6 +264,7 @@ async function runLevel(ctx: BenchContext, clients: number, experts: number, rou
         }
       });
     }
+    let cpu0: number | null = null;
     const deadline = (): Promise<"timeout"> => new Promise((r) => setTimeout(() => r("timeout"), limitMs).unref());
     const stopPoll = setInterval(() => {
       void procMem(pid).then((m) => {
@@ -217,9 +275,17 @@ async function runLevel(ctx: BenchContext, clients: number, experts: number, rou
       if ((await Promise.race([allJoined, deadline()])) === "timeout")
         throw new Error(`only ${joined} of ${clients} clients joined in ${limitMs / 1000} s (${errors.join("; ")})`);
       level.rssJoinedBytes = (await procMem(pid)).rssBytes;
+      profWindow.from = monoUs();
+      cpu0 = await procCpuMs(pid);
       ctx.progress(`coordinator: ${clients} clients joined in ${Math.round(level.joinMs ?? 0)} ms; running ${rounds} rounds`);
       if ((await Promise.race([allRounds, deadline()])) === "timeout")
         throw new Error(`${closeT.size} of ${rounds} rounds closed within ${limitMs / 1000} s (${errors.join("; ")})`);
+      profWindow.to = monoUs();
+      const cpu1 = await procCpuMs(pid);
+      if (cpu0 !== null && cpu1 !== null) {
+        level.cpuMsRounds = sig(cpu1 - cpu0);
+        level.cpuMsPerClientRound = sig((cpu1 - cpu0) / clients / rounds);
+      }
     } finally {
       clearInterval(stopPoll);
       const m = await procMem(pid);
@@ -240,6 +306,7 @@ async function runLevel(ctx: BenchContext, clients: number, experts: number, rou
     for (const w of workers) if (w.connected) w.send("stop");
     await Promise.all(workers.map((w) => stopChild(w)));
     if (coord) await stopChild(coord);
+    level.profile = await readProfile(path.join(dataDir, "prof"), profWindow);
     await rm(dataDir, { recursive: true, force: true });
   }
   level.roundMs = level.roundMsAll.length > 0 ? sig(median(level.roundMsAll)) : null;
@@ -286,5 +353,6 @@ export async function benchCoordinator(ctx: BenchContext): Promise<CoordinatorRe
     addedRoundMsPer1000: Number.isFinite(s) ? sig(s * 1000) : null,
     rssSlopeBytesPerClient: Number.isFinite(sm) ? sig(sm) : null,
     rssBytesPerExpert,
+    cpuMsPerClientRound: best?.cpuMsPerClientRound ?? null,
   };
 }

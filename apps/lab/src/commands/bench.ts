@@ -217,7 +217,7 @@ export function formatReport(r: BenchReport): string {
     out.push(
       `\nCoordinator capacity (loopback; held through full rounds: ${c.clients} clients; +${c.addedRoundMsPer1000 ?? "-"} ms round latency per 1,000 clients; ${c.rssBytesPerExpert === null ? "" : `${formatBytes(c.rssBytesPerExpert)} per expert`})`,
       formatTable(
-        ["clients", "experts", "ok", "rounds", "round ms", "join ms", "idle RSS", "peak RSS", "RSS/client", "note"],
+        ["clients", "experts", "ok", "rounds", "round ms", "join ms", "idle RSS", "peak RSS", "RSS/client", "CPU ms/client/round", "note"],
         c.levels.map((l) => [
           l.clients,
           l.experts,
@@ -228,10 +228,25 @@ export function formatReport(r: BenchReport): string {
           l.rssIdleBytes === null ? null : formatBytes(l.rssIdleBytes),
           l.peakRssBytes === null ? null : formatBytes(l.peakRssBytes),
           l.rssBytesPerClient === null ? null : formatBytes(l.rssBytesPerClient),
+          l.cpuMsPerClientRound,
           l.error ?? "",
         ]),
       ),
     );
+    const prof = [...c.levels].reverse().find((l) => l.ok && l.profile !== null);
+    if (prof?.profile) {
+      out.push(
+        `\nWhere the coordinator's CPU went at ${prof.clients} clients (sampled self time over the rounds, ${Math.round(prof.profile.busyMs)} ms busy)`,
+        formatTable(
+          ["part", "ms", "share"],
+          prof.profile.parts.map((p) => [p.part, p.ms, `${(100 * p.share).toFixed(1)}%`]),
+        ),
+        formatTable(
+          ["function (self time)", "ms", "share"],
+          prof.profile.top.map((p) => [p.part, p.ms, `${(100 * p.share).toFixed(1)}%`]),
+        ),
+      );
+    }
   }
   if (r.bundle) {
     const b = r.bundle;
