@@ -1,18 +1,20 @@
 /**
- * The must-show of `npm start`: the coordinator with its defaults (built-in MNIST, 8 experts, flex,
- * Dirichlet 0.8 shards) and three pages that just open the URL (automatic backend and capacity)
- * finish three rounds with loads inside the balanced bounds and rising accuracy. Only `--rounds 3`
- * is added, so the run ends.
+ * The must-show of `npm start` and the classroom target: the coordinator with its defaults (built-in
+ * MNIST, 8 experts, flex, Dirichlet 0.8 shards, 5 local epochs, hold limit 6) and three pages that just
+ * open the URL (automatic backend and capacity) finish five rounds with loads inside the balanced
+ * bounds, and their mean personalized accuracy is at least 0.90 in round 5. Only `--rounds 5` is
+ * added, so the run ends.
  */
 import { chromium, expect, test, type Browser } from "@playwright/test";
 import { BASE_ARGS, CHROMIUM } from "../playwright.config.ts";
 import { startCoordinator, type RunningCoordinator } from "../support/coordinator.ts";
 
+const ROUNDS = 5;
 let coord: RunningCoordinator;
 let browser: Browser;
 
 test.beforeAll(async () => {
-  coord = await startCoordinator(["--rounds", "3"]);
+  coord = await startCoordinator(["--rounds", String(ROUNDS)]);
   browser = await chromium.launch({ executablePath: CHROMIUM, args: BASE_ARGS });
 });
 test.afterAll(async () => {
@@ -20,13 +22,13 @@ test.afterAll(async () => {
   await coord?.stop();
 });
 
-test("three pages on the defaults finish three balanced rounds and accuracy rises", async () => {
+test("three pages on the defaults finish five balanced rounds at >= 0.90 personalized accuracy", async () => {
   for (let i = 0; i < 3; i++) {
     const page = await (await browser.newContext()).newPage();
     page.on("pageerror", (e) => console.log(`[page ${i}] ${e.message}`));
     await page.goto(coord.url);
   }
-  await expect.poll(async () => (await coord.status()).round, { timeout: 5 * 60_000, intervals: [2_000] }).toBe(3);
+  await expect.poll(async () => (await coord.status()).round, { timeout: 5 * 60_000, intervals: [2_000] }).toBe(ROUNDS);
   const status = await coord.status();
   console.log(`rounds: ${JSON.stringify(status.history.map((h) => ({ round: h.round, accuracy: h.accuracy, load: h.load })))}`);
   const slots = status.clients.reduce((s, c) => s + c.capacity, 0);
@@ -37,5 +39,6 @@ test("three pages on the defaults finish three balanced rounds and accuracy rise
     // Balanced: every expert's holder count is the floor or the ceiling of the fair share.
     for (const l of h.load) expect([Math.floor(fair), Math.ceil(fair)]).toContain(l);
   }
-  expect(status.history[2]!.accuracy!).toBeGreaterThan(status.history[0]!.accuracy!);
+  expect(status.history).toHaveLength(ROUNDS);
+  expect(status.history[ROUNDS - 1]!.accuracy!).toBeGreaterThanOrEqual(0.9);
 });

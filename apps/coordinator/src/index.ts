@@ -1,6 +1,7 @@
 /** @flexmoe/coordinator: the server (createApp, the federation driver, persistence) and its process entry. */
 export { createApp, maxFrameBytes, statusOf, type App, type AppDeps } from "./app.ts";
 export {
+  DEFAULT_EPOCHS,
   DEFAULT_MAX_HOLD,
   DEFAULT_ZERO_USAGE,
   resolveConfig,

@@ -42,7 +42,7 @@ const HELP = `usage: flexmoe serve [options]
   --wire <dtype>          float32 | float16 (default float32)
   --quorum <n>            a round with fewer updates is not applied, and is redone (default 1)
   --prune-after <s>       forget clients offline this many seconds (token, Q row), 0 = never (default 3600)
-${knobHelp(SHARED, { experts: 8, strategy: "flex", fitness: "acc", "alpha-l": 1, beta: 0.5, q0: 1, slack: 0, partition: "dirichlet:0.8", epochs: 1, "batch-size": 32, lr: 0.005, feedback: "pre", seed: 1, aggregator: "mean", trim: 0.2, clip: 0, "clip-factor": 3, "max-hold": DEFAULT_MAX_HOLD, "zero-usage": DEFAULT_ZERO_USAGE, preset: "cnn", "test-fraction": 0.2 })}
+${knobHelp(SHARED, { experts: 8, strategy: "flex", fitness: "acc", "alpha-l": 1, beta: 0.5, q0: 1, slack: 0, partition: "dirichlet:0.8", epochs: resolveConfig().training.epochs, "batch-size": 32, lr: 0.005, feedback: "pre", seed: 1, aggregator: "mean", trim: 0.2, clip: 0, "clip-factor": 3, "max-hold": DEFAULT_MAX_HOLD, "zero-usage": DEFAULT_ZERO_USAGE, preset: "cnn", "test-fraction": 0.2 })}
   --data-dir <dir>        where state is kept (default ./.flexmoe); an existing run there is resumed;
                           one coordinator per dir (run.lock)
   --allow-origin <url>    also accept browser pages from this origin (repeatable; default: loopback and
