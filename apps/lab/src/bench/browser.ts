@@ -29,7 +29,7 @@ export interface BrowserRow {
   reps: number;
 }
 
-const CHROMIUM_ARGS = [
+export const CHROMIUM_ARGS = [
   "--no-sandbox",
   "--disable-background-networking",
   "--disable-component-update",

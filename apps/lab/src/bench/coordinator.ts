@@ -98,7 +98,7 @@ async function procMem(pid: number | undefined): Promise<{ hwmBytes: number | nu
   }
 }
 
-function stopChild(p: ChildProcess, signal: NodeJS.Signals = "SIGTERM"): Promise<void> {
+export function stopChild(p: ChildProcess, signal: NodeJS.Signals = "SIGTERM"): Promise<void> {
   return new Promise((resolve) => {
     if (p.exitCode !== null || p.signalCode !== null) return resolve();
     const kill = setTimeout(() => p.kill("SIGKILL"), 5_000);
@@ -110,7 +110,11 @@ function stopChild(p: ChildProcess, signal: NodeJS.Signals = "SIGTERM"): Promise
   });
 }
 
-async function startCoordinator(args: string[], dataDir: string, nodeArgs: string[] = []): Promise<{ proc: ChildProcess; url: string }> {
+export async function startCoordinator(
+  args: string[],
+  dataDir: string,
+  nodeArgs: string[] = [],
+): Promise<{ proc: ChildProcess; url: string }> {
   const proc = spawn(
     process.execPath,
     // Every bench client comes from 127.0.0.1: lift the per-address limits a classroom default sets.

@@ -10,11 +10,12 @@ import { benchBrowser, BROWSER_BACKENDS, type BrowserRow } from "../bench/browse
 import { benchBundle, type BundleResult } from "../bench/bundle.ts";
 import type { BenchContext } from "../bench/common.ts";
 import { benchCoordinator, type CoordinatorResult } from "../bench/coordinator.ts";
+import { benchProbe, type ProbeResult } from "../bench/probe.ts";
 import { benchSolver, type SolverRow } from "../bench/solver.ts";
 import { formatBytes, formatTable } from "../bench/stats.ts";
 import { benchWire, type WireResult } from "../bench/wire.ts";
 
-const SECTIONS = ["solver", "aggregation", "wire", "browser", "coordinator", "bundle"] as const;
+const SECTIONS = ["solver", "aggregation", "wire", "browser", "probe", "coordinator", "bundle"] as const;
 type Section = (typeof SECTIONS)[number];
 
 const HELP = `usage: flexmoe bench [options]
@@ -36,6 +37,8 @@ export interface BenchReport {
   wire?: WireResult["rows"];
   wireCodec?: WireResult["codec"];
   browser?: BrowserRow[];
+  /** The built page's own backend choice (needs `npm run build`). */
+  probe?: ProbeResult;
   coordinator?: CoordinatorResult;
   bundle?: BundleResult;
   errors: { section: Section; message: string }[];
@@ -115,6 +118,7 @@ export async function runBench(argv: string[]): Promise<number> {
   });
   await run("solver", async () => void (report.solver = await benchSolver(ctx)));
   await run("browser", async () => void (report.browser = await benchBrowser(ctx, backends)));
+  await run("probe", async () => void (report.probe = await benchProbe(ctx)));
   await run("coordinator", async () => void (report.coordinator = await benchCoordinator(ctx)));
   await run("bundle", async () => void (report.bundle = await benchBundle(ctx)));
   report.durationMs = Math.round(performance.now() - t0);
@@ -210,6 +214,12 @@ export function formatReport(r: BenchReport): string {
           b.error ?? "",
         ]),
       ),
+    );
+  }
+  if (r.probe) {
+    out.push(
+      `\nBackend choice of the volunteer's page (built page, fresh profile, SwiftShader WebGL and WebGPU): ${r.probe.backend} after ${r.probe.decidedMs} ms`,
+      `  ${r.probe.reason}`,
     );
   }
   if (r.coordinator) {
