@@ -10,7 +10,8 @@ import { SyntheticClient } from "@flexmoe/testkit";
 export type WorkerMessage =
   | { type: "joined"; count: number; ms: number }
   | { type: "started"; round: number; t: number }
-  | { type: "closed"; round: number; t: number; participants: number }
+  /** lastSent: when this worker's last client of the round emitted its update (null: none did). */
+  | { type: "closed"; round: number; t: number; participants: number; lastSent: number | null }
   | { type: "rejected"; round: number; message: string }
   | { type: "error"; message: string };
 
@@ -24,6 +25,7 @@ async function main(): Promise<void> {
   if (!url || !(count > 0)) throw new Error("usage: coordinator-worker URL COUNT FIRST");
   const started = new Set<number>();
   const closed = new Set<number>();
+  const lastSent = new Map<number, number>();
   const clients: SyntheticClient[] = [];
   const t0 = performance.now();
   const BATCH = 50;
@@ -36,6 +38,7 @@ async function main(): Promise<void> {
           send({ type: "started", round: s.round, t: now() });
         }
         const per = Math.floor(100 / Math.max(1, s.experts.length));
+        lastSent.set(s.round, now());
         void c
           .request(
             "update:submit",
@@ -64,7 +67,7 @@ async function main(): Promise<void> {
       c.socket.on("round:closed", (s) => {
         if (!closed.has(s.round)) {
           closed.add(s.round);
-          send({ type: "closed", round: s.round, t: now(), participants: s.participants });
+          send({ type: "closed", round: s.round, t: now(), participants: s.participants, lastSent: lastSent.get(s.round) ?? null });
         }
       });
       clients.push(c);

@@ -31,6 +31,12 @@ export interface CoordinatorLevel {
   /** Median round latency, ms. */
   roundMs: number | null;
   roundMsAll: number[];
+  /**
+   * Median round-close time, ms: the last client's update emitted to the first round:closed seen (the last
+   * upload in flight, its checks, aggregation, the engine's apply and the broadcast).
+   */
+  closeMs: number | null;
+  closeMsAll: number[];
   joinMs: number | null;
   rssIdleBytes: number | null;
   rssJoinedBytes: number | null;
@@ -186,6 +192,8 @@ async function runLevel(ctx: BenchContext, clients: number, experts: number, rou
     rounds: 0,
     roundMs: null,
     roundMsAll: [],
+    closeMs: null,
+    closeMsAll: [],
     joinMs: null,
     rssIdleBytes: null,
     rssJoinedBytes: null,
@@ -232,6 +240,8 @@ async function runLevel(ctx: BenchContext, clients: number, experts: number, rou
     const nWorkers = Math.max(1, Math.ceil(clients / CLIENTS_PER_WORKER));
     const startT = new Map<number, number>();
     const closeT = new Map<number, { t: number; participants: number }>();
+    // Per round: how many workers reported it closed, and the latest update any of them emitted.
+    const sentT = new Map<number, { reports: number; last: number }>();
     const errors: string[] = [];
     let joined = 0;
     let joinedAll: () => void = () => undefined;
@@ -262,6 +272,8 @@ async function runLevel(ctx: BenchContext, clients: number, experts: number, rou
         } else if (m.type === "closed") {
           const prev = closeT.get(m.round);
           if (!prev || m.t < prev.t) closeT.set(m.round, { t: m.t, participants: m.participants });
+          const sent = sentT.get(m.round) ?? { reports: 0, last: -Infinity };
+          sentT.set(m.round, { reports: sent.reports + 1, last: Math.max(sent.last, m.lastSent ?? -Infinity) });
           if (closeT.size >= rounds) roundsDone();
         } else if (errors.length < 5) {
           errors.push(m.message);
@@ -286,6 +298,9 @@ async function runLevel(ctx: BenchContext, clients: number, experts: number, rou
         throw new Error(`${closeT.size} of ${rounds} rounds closed within ${limitMs / 1000} s (${errors.join("; ")})`);
       profWindow.to = monoUs();
       const cpu1 = await procCpuMs(pid);
+      // The other workers' reports of the last round are a moment behind the first: up to 2 s for them.
+      const until = performance.now() + 2_000;
+      while ((sentT.get(rounds)?.reports ?? 0) < nWorkers && performance.now() < until) await new Promise((r) => setTimeout(r, 20));
       if (cpu0 !== null && cpu1 !== null) {
         level.cpuMsRounds = sig(cpu1 - cpu0);
         level.cpuMsPerClientRound = sig((cpu1 - cpu0) / clients / rounds);
@@ -297,6 +312,9 @@ async function runLevel(ctx: BenchContext, clients: number, experts: number, rou
       for (const [round, c] of [...closeT.entries()].sort((a, b) => a[0] - b[0])) {
         const s = startT.get(round);
         if (s !== undefined) level.roundMsAll.push(sig(c.t - s));
+        // Only where every worker reported: otherwise a later-arriving update could be missing.
+        const sent = sentT.get(round);
+        if (sent && sent.reports === nWorkers && Number.isFinite(sent.last)) level.closeMsAll.push(sig(Math.max(0, c.t - sent.last)));
       }
       level.rounds = closeT.size;
     }
@@ -314,6 +332,7 @@ async function runLevel(ctx: BenchContext, clients: number, experts: number, rou
     await rm(dataDir, { recursive: true, force: true });
   }
   level.roundMs = level.roundMsAll.length > 0 ? sig(median(level.roundMsAll)) : null;
+  level.closeMs = level.closeMsAll.length > 0 ? sig(median(level.closeMsAll)) : null;
   if (level.peakRssBytes !== null && level.rssIdleBytes !== null)
     level.rssBytesPerClient = sig((level.peakRssBytes - level.rssIdleBytes) / clients);
   return level;

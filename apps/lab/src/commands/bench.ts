@@ -227,13 +227,27 @@ export function formatReport(r: BenchReport): string {
     out.push(
       `\nCoordinator capacity (loopback; held through full rounds: ${c.clients} clients; +${c.addedRoundMsPer1000 ?? "-"} ms round latency per 1,000 clients; ${c.rssBytesPerExpert === null ? "" : `${formatBytes(c.rssBytesPerExpert)} per expert`})`,
       formatTable(
-        ["clients", "experts", "ok", "rounds", "round ms", "join ms", "idle RSS", "peak RSS", "RSS/client", "CPU ms/client/round", "note"],
+        [
+          "clients",
+          "experts",
+          "ok",
+          "rounds",
+          "round ms",
+          "close ms",
+          "join ms",
+          "idle RSS",
+          "peak RSS",
+          "RSS/client",
+          "CPU ms/client/round",
+          "note",
+        ],
         c.levels.map((l) => [
           l.clients,
           l.experts,
           l.ok,
           l.rounds,
           l.roundMs,
+          l.closeMs,
           l.joinMs === null ? null : Math.round(l.joinMs),
           l.rssIdleBytes === null ? null : formatBytes(l.rssIdleBytes),
           l.peakRssBytes === null ? null : formatBytes(l.peakRssBytes),
