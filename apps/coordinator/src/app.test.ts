@@ -1,3 +1,5 @@
+import http from "node:http";
+import { gunzipSync } from "node:zlib";
 /**
  * Integration tests: the real app (Express + Socket.IO) on a loopback port, real socket.io
  * clients speaking the protocol. Only the model is left out (synthetic clients echo weights).
@@ -126,6 +128,25 @@ describe("round loop over real sockets", () => {
     const shard = decodeShard(new Uint8Array(await (await fetch(`${url}${a.info!.shardUrl}`)).arrayBuffer()));
     expect(shard.ok && shard.value.train.n + shard.value.test.n).toBe(50);
     expect((await fetch(`${url}/api/shard/not-a-token-at-all`)).status).toBe(404);
+    // Gzipped for a client that takes it, the same bytes uncompressed for one that does not.
+    const raw = (enc: string) =>
+      new Promise<{ encoding: string | undefined; body: Buffer }>((resolve, reject) => {
+        http
+          .get(`${url}${a.info!.shardUrl}`, { headers: { "accept-encoding": enc } }, (res) => {
+            const parts: Buffer[] = [];
+            res.on("data", (d: Buffer) => parts.push(d));
+            res.on("end", () => resolve({ encoding: res.headers["content-encoding"], body: Buffer.concat(parts) }));
+          })
+          .on("error", reject);
+      });
+    const gz = await raw("gzip");
+    const plain = await raw("identity");
+    expect(plain.encoding).toBeUndefined();
+    // This fixture's pixels are noise, which gzip does not shrink: then the plain bytes go either way.
+    if (gz.encoding === "gzip") {
+      expect(gz.body.length).toBeLessThan(plain.body.length);
+      expect(gunzipSync(gz.body).equals(plain.body)).toBe(true);
+    } else expect(gz.body.equals(plain.body)).toBe(true);
   });
 
   it("rejoins with the issued token under the same identity", async () => {

@@ -216,7 +216,11 @@ export function createApp(deps: AppDeps): App {
       res.status(404).json({ error: { code: "UNKNOWN_TOKEN", message: "unknown token" } });
       return;
     }
-    res.type("application/octet-stream").send(Buffer.from(deps.shards.bytes(shard)));
+    // Gzipped where the client takes it (every browser does): a phone on a slow link waits on this.
+    res.type("application/octet-stream").vary("Accept-Encoding");
+    const gz = req.acceptsEncodings("gzip") === "gzip" ? deps.shards.gzipped(shard) : null;
+    if (gz) res.set("Content-Encoding", "gzip").send(Buffer.from(gz));
+    else res.send(Buffer.from(deps.shards.bytes(shard)));
   });
   web.use("/api", (req, res) => sendError(res, 404, ErrorCode.INVALID_PAYLOAD, `${req.method} ${req.path}: no such API route`));
   if (deps.webRoot && existsSync(path.join(deps.webRoot, "index.html"))) {

@@ -2,6 +2,7 @@
  * Deals a labelled set into per-client shards with core's splitShards (the simulator deals the same
  * way), encoded once in the compact binary form the page downloads.
  */
+import { gzipSync } from "node:zlib";
 import { encodeShard, splitShards, subset, type LabeledSet, type ShardSplit, type ShardSplitOptions } from "@flexmoe/core";
 
 export type ShardOptions = ShardSplitOptions;
@@ -9,6 +10,7 @@ export type ShardOptions = ShardSplitOptions;
 export class ShardStore {
   private readonly parts: ShardSplit[];
   private readonly cache = new Map<number, Uint8Array>();
+  private readonly gzCache = new Map<number, Uint8Array | null>();
 
   /** `seed` is the run's seed: shards depend on nothing else. */
   constructor(
@@ -51,5 +53,18 @@ export class ShardStore {
     const encoded = encodeShard(this.sets(i));
     this.cache.set(i, encoded);
     return encoded;
+  }
+
+  /**
+   * bytes(i) gzipped, once per shard, or null where that is not smaller (noise-like pixels): digits are
+   * 8-bit pixels with large blank areas and shrink several times.
+   */
+  gzipped(i: number): Uint8Array | null {
+    if (this.gzCache.has(i)) return this.gzCache.get(i) ?? null;
+    const raw = this.bytes(i);
+    const gz = gzipSync(raw, { level: 9 });
+    const use = gz.length < raw.length ? gz : null;
+    this.gzCache.set(i, use);
+    return use;
   }
 }
