@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { mainSetting, mustShowChecks, pairedTable, renderReport } from "./report.ts";
+import { mainSetting, mustShowChecks, pairedTable, provenanceLine, renderReport } from "./report.ts";
 import type { ResultRow, SimStrategy } from "./types.ts";
 
 function row(strategy: SimStrategy, partition: string, seed: number, acc: number, cv: number, extra: Partial<ResultRow> = {}): ResultRow {
@@ -126,6 +126,19 @@ describe("report", () => {
     const checks = mustShowChecks(five);
     expect(checks.find((c) => c.name.startsWith("random"))?.paired?.beyondNoise).toBe(true);
     expect(checks.find((c) => c.name.startsWith("flex accuracy"))?.paired?.n).toBe(5);
+  });
+
+  it("names the commit the rows ran at in the header, and says where rows were dirty or name none", () => {
+    const at = (commit: string | undefined, dirty: boolean) => row("flex", "iid", 0, 0.8, 0, commit === undefined ? {} : { commit, dirty });
+    const one = [at("0123456789abcdef", false), at("0123456789abcdef", false)];
+    expect(provenanceLine(one)).toBe("All runs at commit `0123456789ab`.");
+    expect(renderReport(one, { generatedAt: "now" }).markdown).toContain("All runs at commit `0123456789ab`.");
+    expect(provenanceLine([...one, at("0123456789abcdef", true)])).toBe(
+      "All runs at commit `0123456789ab` (1 of its 3 runs with uncommitted changes).",
+    );
+    expect(provenanceLine([at("aaaaaaaaaaaaaaaa", false), at("bbbbbbbbbbbbbbbb", false), at(undefined, false)])).toBe(
+      "Runs at commits `aaaaaaaaaaaa`, `bbbbbbbbbbbb`. 1 run names no commit (from before rows recorded one).",
+    );
   });
 
   it("handles an empty result set", () => {

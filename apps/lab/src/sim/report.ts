@@ -319,11 +319,37 @@ function sweepTable(
   return out;
 }
 
+/** Which commits the rows ran at, from their own provenance (rows from before it name none). */
+export function provenanceLine(rows: readonly ResultRow[]): string {
+  const commits = new Map<string, { runs: number; dirty: number }>();
+  let unnamed = 0;
+  for (const r of rows) {
+    if (r.commit === undefined) {
+      unnamed++;
+      continue;
+    }
+    const c = commits.get(r.commit) ?? { runs: 0, dirty: 0 };
+    commits.set(r.commit, { runs: c.runs + 1, dirty: c.dirty + (r.dirty ? 1 : 0) });
+  }
+  const named = [...commits.entries()].map(
+    ([commit, c]) => `\`${commit.slice(0, 12)}\`${c.dirty > 0 ? ` (${c.dirty} of its ${c.runs} runs with uncommitted changes)` : ""}`,
+  );
+  const parts = [
+    ...(named.length === 1 ? [`All runs at commit ${named[0]}.`] : named.length > 1 ? [`Runs at commits ${named.join(", ")}.`] : []),
+    ...(unnamed > 0
+      ? [`${unnamed} run${unnamed === 1 ? "" : "s"} ${unnamed === 1 ? "names" : "name"} no commit (from before rows recorded one).`]
+      : []),
+  ];
+  return parts.join(" ");
+}
+
 export function renderReport(rows: readonly ResultRow[], meta: ReportMeta = {}): Report {
   const files = new Map<string, string>();
   const md: string[] = [`# ${meta.title ?? "FLEX-MoE Web: reproduction of the paper's comparisons"}`, ""];
   if (meta.note) md.push(meta.note.trim(), "");
   if (meta.generatedAt) md.push(`Generated ${meta.generatedAt} from ${rows.length} runs.`, "");
+  const provenance = provenanceLine(rows);
+  if (provenance) md.push(provenance, "");
   if (meta.commands && meta.commands.length > 0) {
     md.push("Produced by:", "", "```sh", ...meta.commands, "```", "");
   }
