@@ -29,8 +29,10 @@ import {
   ConnectionCounter,
   DEFAULT_NET_LIMITS,
   KeyedBuckets,
-  originOf,
+  originPolicy,
   RejectStats,
+  addressOf,
+  enforceConnectionCap,
   TokenBucket,
   type NetLimits,
   type RejectedCounts,
@@ -86,13 +88,7 @@ export function createApp(deps: AppDeps): App {
   const web = express();
   const http = deps.tls ? createHttpsServer({ key: deps.tls.key, cert: deps.tls.cert }, web) : createServer(web);
   const limits: NetLimits = { ...DEFAULT_NET_LIMITS, ...deps.limits };
-  const originAllowed = (origin: string | undefined): boolean => {
-    if (origin === undefined) return true; // not a browser page (socket.io-client in Node, curl, flexmoe admin)
-    const o = originOf(origin);
-    if (o === null) return false; // "null" (sandboxed frames, file://) and garbage
-    if (LOOPBACK.has(new URL(o).hostname)) return true;
-    return (deps.allowedOrigins?.() ?? []).some((a) => originOf(a) === o);
-  };
+  const originAllowed = originPolicy(deps.allowedOrigins ?? (() => []));
   const connections = new ConnectionCounter(limits.connectionsPerIp);
   const joinsPerIp = new KeyedBuckets(limits.joinBurstPerIp, limits.joinPerSecPerIp, deps.clock);
   // Weight frames are binary: allow one full model in float32 plus headroom, nothing more.
@@ -109,15 +105,7 @@ export function createApp(deps: AppDeps): App {
       else done(null, true);
     },
   });
-  // The strict count: handshakes that passed allowRequest together may still overshoot; close those.
-  io.engine.on("connection", (raw: { remoteAddress: string; close(): void; once(ev: "close", fn: () => void): void }) => {
-    const ip = addressOf(raw.remoteAddress);
-    if (!connections.add(ip)) {
-      raw.close();
-      return;
-    }
-    raw.once("close", () => connections.remove(ip));
-  });
+  enforceConnectionCap(io.engine, connections);
 
   const federation: Federation = new Federation({
     config: deps.config,
@@ -262,13 +250,6 @@ export function createApp(deps: AppDeps): App {
       if (http.listening) await new Promise<void>((r) => http.close(() => r()));
     },
   };
-}
-
-const LOOPBACK: ReadonlySet<string> = new Set(["localhost", "127.0.0.1", "[::1]"]);
-
-/** IPv4 peers on a dual-stack socket arrive as ::ffff:a.b.c.d; count them as a.b.c.d. */
-function addressOf(remote: string | undefined): string {
-  return (remote ?? "unknown").replace(/^::ffff:/, "");
 }
 
 function sendError(res: Response, status: number, code: Code, message: string): void {

@@ -112,6 +112,18 @@ export function engineConfigOf(c: ResolvedConfig): EngineConfig {
   };
 }
 
+/** What every client hears of a closed round. */
+export function summaryOf(record: RoundResult): RoundSummary {
+  return {
+    round: record.round,
+    participants: record.participants,
+    accuracy: record.accuracy,
+    loss: record.loss,
+    load: record.load,
+    cv: record.cv,
+  };
+}
+
 /** A fresh run: initial weights from the seed's "init" stream, Q at q0. */
 export function freshState(config: ResolvedConfig, runId: string): FederationState {
   const spec = modelSpec(config.preset, config.experts);
@@ -460,14 +472,7 @@ export class Federation {
       { round: record.round, reason, participants: record.participants, accuracy: record.accuracy, cv: record.cv },
       "round closed",
     );
-    this.deps.broadcast({
-      round: record.round,
-      participants: record.participants,
-      accuracy: record.accuracy,
-      loss: record.loss,
-      load: record.load,
-      cv: record.cv,
-    });
+    this.deps.broadcast(summaryOf(record));
     this.phaseValue = this.pausedValue ? "paused" : "waiting";
     this.maybeStart();
   }

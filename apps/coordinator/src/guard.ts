@@ -144,6 +144,48 @@ export function originOf(url: string): string | null {
   }
 }
 
+/** IPv4 peers on a dual-stack socket arrive as ::ffff:a.b.c.d; count them as a.b.c.d. */
+export function addressOf(remote: string | undefined): string {
+  return (remote ?? "unknown").replace(/^::ffff:/, "");
+}
+
+interface RawConnection {
+  remoteAddress: string;
+  close(): void;
+  once(ev: "close", fn: () => void): void;
+}
+
+/**
+ * The strict per-address count on an engine.io server: handshakes that passed allowRequest together
+ * may still overshoot; those are closed.
+ */
+export function enforceConnectionCap(
+  engine: { on(ev: "connection", fn: (raw: RawConnection) => void): unknown },
+  connections: ConnectionCounter,
+): void {
+  engine.on("connection", (raw) => {
+    const ip = addressOf(raw.remoteAddress);
+    if (!connections.add(ip)) {
+      raw.close();
+      return;
+    }
+    raw.once("close", () => connections.remove(ip));
+  });
+}
+
+const LOOPBACK: ReadonlySet<string> = new Set(["localhost", "127.0.0.1", "[::1]"]);
+
+/** Whether a request's Origin may use the API and sockets: none (not a browser), loopback, or an allowed one (read per check). */
+export function originPolicy(allowed: () => readonly string[]): (origin: string | undefined) => boolean {
+  return (origin) => {
+    if (origin === undefined) return true; // not a browser page (socket.io-client in Node, curl, flexmoe admin)
+    const o = originOf(origin);
+    if (o === null) return false; // "null" (sandboxed frames, file://) and garbage
+    if (LOOPBACK.has(new URL(o).hostname)) return true;
+    return allowed().some((a) => originOf(a) === o);
+  };
+}
+
 /**
  * Socket.IO's parser with bounds: at most `maxAttachments` binaries per packet, text packets of at
  * most `maxTextPacketBytes`, and a binary packet's header may wait at most `partialPacketMs` for its

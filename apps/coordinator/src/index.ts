@@ -27,3 +27,8 @@ export { loadMnist } from "./data/mnist.ts";
 export { ShardStore, type ShardOptions } from "./data/shards.ts";
 export { serve, type ServeOptions } from "./main.ts";
 export type { AdminStatus } from "./handlers/admin.handlers.ts";
+export { runEdge, runLeader, type ClusterOptions } from "./cluster/main.ts";
+export { Leader, type LeaderDeps } from "./cluster/leader.ts";
+export { Edge, type EdgeDeps } from "./cluster/edge.ts";
+export { createEdgeApp, type EdgeApp, type EdgeAppDeps } from "./cluster/edge-app.ts";
+export { Bus, clusterKeys, connectRedis } from "./cluster/bus.ts";

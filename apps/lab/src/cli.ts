@@ -7,6 +7,8 @@ const USAGE = `usage: flexmoe <command> [options]
 commands:
   assign [file]     solve one expert assignment (JSON on stdin or in file)
   serve             run the coordinator (web client, API, Socket.IO)
+  leader            the round leader of a Redis-backed cluster (docs/scale-out.md)
+  edge              a cluster edge: holds clients, pre-aggregates their updates
   experiment        simulate the paper's comparisons in Node
   bench             benchmarks (ratios measured in one run)
   admin <action>    control a running coordinator (start, pause, reset, set-strategy, set-rounds)
@@ -22,6 +24,14 @@ export async function main(argv: string[]): Promise<number> {
     case "serve": {
       const { runServe } = await import("./commands/serve.ts");
       return runServe(rest);
+    }
+    case "leader": {
+      const { runLeaderCommand } = await import("./commands/cluster.ts");
+      return runLeaderCommand(rest);
+    }
+    case "edge": {
+      const { runEdgeCommand } = await import("./commands/cluster.ts");
+      return runEdgeCommand(rest);
     }
     case "experiment": {
       const { runExperiment } = await import("./commands/experiment.ts");

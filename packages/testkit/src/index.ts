@@ -10,3 +10,4 @@ export * from "./training-client.ts";
 // Tests that need a bare Socket.IO client take it from here, so the server's package lists no client library.
 export { io, type Socket } from "socket.io-client";
 export * from "./serve-process.ts";
+export * from "./redis-server.ts";

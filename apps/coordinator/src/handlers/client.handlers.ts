@@ -12,18 +12,34 @@ import {
   updateSubmitSchema,
   type AckResult,
   type ClientToServerEvents,
+  type JoinInfo,
+  type JoinRequest,
+  type UpdateMeta,
   type ServerToClientEvents,
   type SocketData,
 } from "@flexmoe/core";
 import type { Socket } from "socket.io";
 import type { z } from "zod";
-import type { Federation } from "../federation.ts";
 import type { RejectStats, TokenBucket } from "../guard.ts";
 import type { Logger } from "../logger.ts";
 
 export type FlexSocket = Socket<ClientToServerEvents, ServerToClientEvents, Record<string, never>, SocketData>;
 
 type Ack<T> = (res: AckResult<T>) => void;
+type MaybeAsync<T> = T | Promise<T>;
+
+/**
+ * What the handlers drive: the one-process Federation, or a cluster edge (whose joins and readiness
+ * go through Redis, hence the promises).
+ */
+export interface ClientEndpoint {
+  join(req: JoinRequest, session?: string): MaybeAsync<AckResult<JoinInfo>>;
+  setReady(clientId: string, ready: boolean, session?: string): MaybeAsync<boolean>;
+  submit(clientId: string, meta: UpdateMeta, frame: Uint8Array, session?: string): MaybeAsync<AckResult<{ round: number }>>;
+  leave(clientId: string, session?: string): void;
+}
+
+const isPromise = <T>(v: MaybeAsync<T>): v is Promise<T> => typeof (v as { then?: unknown } | null)?.then === "function";
 
 export const clientRoom = (clientId: string): string => `client:${clientId}`;
 
@@ -53,12 +69,23 @@ export function withValidation<S extends z.ZodType, T>(
   schema: S,
   log: Logger,
   event: string,
-  handler: (payload: z.infer<S>) => AckResult<T>,
+  handler: (payload: z.infer<S>) => MaybeAsync<AckResult<T>>,
   guard: Guard = {},
 ): (payload: unknown, ack?: unknown) => void {
   return (payload, ack) => {
     const reply: Ack<T> = typeof ack === "function" ? (ack as Ack<T>) : () => {};
-    let res: AckResult<T>;
+    const answer = (res: AckResult<T>): void => {
+      if (!res.ok) {
+        guard.stats?.rejected(res.error.code);
+        log.warn({ event, code: res.error.code, msg: res.error.message }, "rejected");
+      }
+      reply(res);
+    };
+    const failed = (e: unknown): AckResult<T> => {
+      log.error({ err: e, event }, "handler failed");
+      return protocolError(ErrorCode.INTERNAL, "internal error");
+    };
+    let res: MaybeAsync<AckResult<T>>;
     const parsed = guard.limiter && !guard.limiter.take() ? null : schema.safeParse(payload);
     if (parsed === null) {
       res = protocolError(ErrorCode.RATE_LIMITED, `${event}: too many requests from this connection or address; slow down`);
@@ -68,22 +95,20 @@ export function withValidation<S extends z.ZodType, T>(
       try {
         res = handler(parsed.data);
       } catch (e) {
-        log.error({ err: e, event }, "handler failed");
-        res = protocolError(ErrorCode.INTERNAL, "internal error");
+        res = failed(e);
       }
     }
-    if (!res.ok) {
-      guard.stats?.rejected(res.error.code);
-      log.warn({ event, code: res.error.code, msg: res.error.message }, "rejected");
-    }
-    reply(res);
+    if (isPromise(res)) res.then(answer, (e: unknown) => answer(failed(e)));
+    else answer(res);
   };
 }
 
-export function createClientHandlers(deps: { federation: Federation; socket: FlexSocket; log: Logger; guard?: Guard }) {
+export function createClientHandlers(deps: { federation: ClientEndpoint; socket: FlexSocket; log: Logger; guard?: Guard }) {
   const { federation, socket, log } = deps;
   const guard = deps.guard ?? {};
   const joined = (): string | null => socket.data.clientId ?? null;
+  // A join in flight (an edge's goes through Redis): a second one on the same connection is refused.
+  let joining = false;
 
   return {
     join: withValidation(
@@ -96,17 +121,26 @@ export function createClientHandlers(deps: { federation: Federation; socket: Fle
             ErrorCode.UNSUPPORTED_PROTOCOL,
             `protocol ${req.protocol} not supported (server speaks ${PROTOCOL_VERSION})`,
           );
-        if (joined()) return protocolError(ErrorCode.INVALID_PAYLOAD, "already joined on this connection");
+        if (joined() || joining) return protocolError(ErrorCode.INVALID_PAYLOAD, "already joined on this connection");
         if (req.token === undefined && guard.joinLimiter && !guard.joinLimiter.take())
           return protocolError(ErrorCode.RATE_LIMITED, "client:join: too many new clients from this address; slow down");
+        const done = (res: AckResult<JoinInfo>): AckResult<JoinInfo> => {
+          joining = false;
+          if (res.ok) {
+            socket.data.clientId = res.value.clientId;
+            // One room per client id: the federation addresses clients, not sockets (O(1) per send).
+            void socket.join(clientRoom(res.value.clientId));
+            socket.data.backend = req.backend;
+          }
+          return res;
+        };
+        joining = true;
         const res = federation.join(req, socket.id);
-        if (res.ok) {
-          socket.data.clientId = res.value.clientId;
-          // One room per client id: the federation addresses clients, not sockets (O(1) per send).
-          void socket.join(clientRoom(res.value.clientId));
-          socket.data.backend = req.backend;
-        }
-        return res;
+        if (!isPromise(res)) return done(res);
+        return res.then(done, (e: unknown) => {
+          joining = false;
+          throw e;
+        });
       },
       guard,
     ),
@@ -117,9 +151,12 @@ export function createClientHandlers(deps: { federation: Federation; socket: Fle
       (req) => {
         const id = joined();
         if (!id) return protocolError(ErrorCode.NOT_JOINED, "join first");
-        if (!federation.setReady(id, req.ready, socket.id))
-          return protocolError(ErrorCode.NOT_JOINED, "this connection was superseded by a newer one of the same client");
-        return { ok: true, value: { ready: req.ready } };
+        const answer = (ok: boolean): AckResult<{ ready: boolean }> =>
+          ok
+            ? { ok: true, value: { ready: req.ready } }
+            : protocolError(ErrorCode.NOT_JOINED, "this connection was superseded by a newer one of the same client");
+        const res = federation.setReady(id, req.ready, socket.id);
+        return isPromise(res) ? res.then(answer) : answer(res);
       },
       guard,
     ),

@@ -7,7 +7,7 @@
  *   applyRound: the participants' updates -> aggregated backbone and experts, Q (EMA), deficit,
  *               cumulative routed load, and one round record
  */
-import { aggregateRound, type AggregateOptions } from "../aggregation/aggregate.ts";
+import { aggregateRound, type AggregateOptions, type AggregatedRound } from "../aggregation/aggregate.ts";
 import type { RuleRegistry } from "../aggregation/registry.ts";
 import { updateDeficit } from "../assignment/bounds.ts";
 import { objectiveOf } from "../assignment/common.ts";
@@ -232,7 +232,7 @@ function blockedPairs(state: EngineState, ids: readonly string[], E: number, max
 }
 
 /** Streaks after a round: +1 for each pair held by a client that answered, gone for everything else. */
-function nextHolding(state: EngineState, plan: RoundPlan, answered: readonly ClientUpdate[], E: number): Record<string, number[]> {
+function nextHolding(state: EngineState, plan: RoundPlan, answered: readonly ClientReport[], E: number): Record<string, number[]> {
   const holding: Record<string, number[]> = {};
   for (const u of answered) {
     const before = state.holding[u.clientId];
@@ -267,10 +267,24 @@ export function aggregateOptionsOf(config: EngineConfig, rules?: RuleRegistry): 
   };
 }
 
+/** What the engine needs of an update besides its weights: the bookkeeping of Q, metrics and streaks. */
+export type ClientReport = Omit<ClientUpdate, "backbone" | "experts">;
+
+/** Reports in the plan's participant order. @throws RangeError on a non-participant or a duplicate. */
+function inPlanOrder<T extends { clientId: string }>(plan: RoundPlan, items: readonly T[]): T[] {
+  const order = new Map(plan.participants.map((id, i) => [id, i]));
+  const seen = new Set<string>();
+  for (const u of items) {
+    if (!order.has(u.clientId)) throw new RangeError(`round ${plan.round}: update from ${u.clientId}, not a participant`);
+    if (seen.has(u.clientId)) throw new RangeError(`round ${plan.round}: two updates from ${u.clientId}`);
+    seen.add(u.clientId);
+  }
+  return [...items].sort((a, b) => (order.get(a.clientId) as number) - (order.get(b.clientId) as number));
+}
+
 /**
  * Applies a round: aggregation (backbone by samples over all updates, each expert by usage over its
- * holders; unheld experts keep their weights), Q's EMA for the assigned pairs, the deficit with the
- * plan's holder loads, the cumulative routed load, and the record. Updates are taken in the plan's
+ * holders; unheld experts keep their weights), then {@link settleRound}. Updates are taken in the plan's
  * participant order whatever order they arrived in, so the result does not depend on the network.
  * @throws RangeError on an update from a non-participant, a duplicate, or experts that differ from the plan's.
  */
@@ -281,28 +295,38 @@ export function applyRound(
   config: EngineConfig,
   registries: EngineRegistries = {},
 ): { state: EngineState; record: RoundResult } {
-  const E = state.experts.length;
-  const order = new Map(plan.participants.map((id, i) => [id, i]));
-  const seen = new Set<string>();
-  for (const u of updates) {
-    const i = order.get(u.clientId);
-    if (i === undefined) throw new RangeError(`round ${plan.round}: update from ${u.clientId}, not a participant`);
-    if (seen.has(u.clientId)) throw new RangeError(`round ${plan.round}: two updates from ${u.clientId}`);
-    seen.add(u.clientId);
-    const held = plan.experts[i] as number[];
+  const sorted = inPlanOrder(plan, updates);
+  for (const u of sorted) {
+    const held = heldBy(plan, u.clientId) as readonly number[];
     if (u.experts.length !== held.length || u.experts.some((x, k) => x.expert !== held[k]))
       throw new RangeError(
         `round ${plan.round}: ${u.clientId} sent experts [${u.experts.map((x) => x.expert).join(",")}], holds [${held.join(",")}]`,
       );
   }
-  const sorted = [...updates].sort((a, b) => (order.get(a.clientId) as number) - (order.get(b.clientId) as number));
-
   const next = aggregateRound(
     state.backbone,
     state.experts,
     sorted.map((u) => ({ backbone: u.backbone, numSamples: u.numSamples, experts: u.experts })),
     aggregateOptionsOf(config, registries.rules),
   );
+  return settleRound(state, plan, sorted, next, config);
+}
+
+/**
+ * The rest of a round once its weights are aggregated (by {@link applyRound} in one process, or from
+ * edges' partials by a round leader): Q's EMA for the assigned pairs, the deficit with the plan's
+ * holder loads, the cumulative routed load, the streaks and the record.
+ * @throws RangeError on a report from a non-participant or a duplicate.
+ */
+export function settleRound(
+  state: EngineState,
+  plan: RoundPlan,
+  reports: readonly ClientReport[],
+  next: AggregatedRound,
+  config: EngineConfig,
+): { state: EngineState; record: RoundResult } {
+  const E = state.experts.length;
+  const sorted = inPlanOrder(plan, reports);
   const fitness = state.fitness.clone();
   for (const u of sorted) {
     fitness.update(u.clientId, heldBy(plan, u.clientId) ?? [], u.feedback, {
@@ -319,7 +343,7 @@ export function applyRound(
   cumulative.add(routed);
 
   const evalN = sorted.reduce((s, u) => s + u.evalSamples, 0);
-  const wmean = (f: (u: ClientUpdate) => number): number | null =>
+  const wmean = (f: (u: ClientReport) => number): number | null =>
     evalN > 0 ? sorted.reduce((s, u) => s + f(u) * u.evalSamples, 0) / evalN : null;
   const holders = holdersLoad(plan.experts, E);
   const hs = loadStats(holders);

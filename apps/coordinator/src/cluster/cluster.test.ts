@@ -1,0 +1,124 @@
+/**
+ * The cluster against the one-process coordinator, with real parts: a real redis-server on loopback,
+ * a leader and two edges (real Socket.IO), protocol clients split across the edges. In mean mode the
+ * global weights after three rounds must equal (to float tolerance) those of `createApp` running the
+ * same seeded federation with the same synthetic updates.
+ */
+import { randomBytes } from "node:crypto";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { AppFixture, startRedis, syntheticData, SyntheticClient, type RedisServer } from "@flexmoe/testkit";
+import type { NamedTensor } from "@flexmoe/core";
+import { resolveConfig, type CoordinatorConfig } from "../config.ts";
+import { systemClock } from "../clock.ts";
+import { freshState } from "../federation.ts";
+import { ShardStore } from "../data/shards.ts";
+import { silentLogger } from "../logger.ts";
+import { connectRedis } from "./bus.ts";
+import { createEdgeApp, type EdgeApp } from "./edge-app.ts";
+import { Leader } from "./leader.ts";
+
+const ROUNDS = 3;
+const CLIENTS = 4;
+const base: CoordinatorConfig = {
+  experts: 4,
+  minClients: CLIENTS,
+  gatherMs: 30,
+  roundTimeoutSec: 10,
+  preset: "dense",
+  shards: 4,
+  partition: "iid",
+  rounds: ROUNDS,
+  seed: 5,
+};
+// Each client its own step, sample count and accuracy: a varied Q and a mean that weighs them.
+const clientOpts = (i: number) => ({ capacity: 2, step: 0.01 * (i + 1), numSamples: 10 + 3 * i, accuracy: 0.3 + 0.15 * i });
+
+async function until(cond: () => boolean, timeoutMs: number, what: string): Promise<void> {
+  const end = Date.now() + timeoutMs;
+  while (!cond()) {
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 25));
+  }
+}
+
+const flat = (b: readonly NamedTensor[], e: readonly (readonly NamedTensor[])[]): Float32Array =>
+  Float32Array.from([...b, ...e.flat()].flatMap((t) => Array.from(t.data)));
+
+describe("cluster: one leader, two edges, real Redis", () => {
+  let redis: RedisServer;
+  beforeAll(async () => {
+    redis = await startRedis();
+  }, 20_000);
+  afterAll(async () => {
+    await redis?.stop();
+  });
+
+  it("three rounds give the one-process coordinator's weights (mean mode)", async () => {
+    const config = resolveConfig(base);
+    const prefix = `t${randomBytes(4).toString("hex")}`;
+    const shards = () =>
+      new ShardStore(syntheticData(200), { shards: 4, partition: config.partition, testFraction: 0.2, maxSamples: 0 }, 7);
+    const conns = Array.from({ length: 7 }, (_, i) => connectRedis(redis.url, `test-${i}`));
+    const leader = new Leader({ config, clock: systemClock, logger: silentLogger, redis: conns[0]!, blocking: conns[1]!, prefix });
+    await leader.start();
+    const edges: EdgeApp[] = [0, 1].map((i) =>
+      createEdgeApp({
+        id: `e${i + 1}`,
+        config,
+        clock: systemClock,
+        logger: silentLogger,
+        redis: conns[2 + 2 * i]!,
+        blocking: conns[3 + 2 * i]!,
+        adapterRedis: conns[6]!,
+        prefix,
+        shards: shards(),
+        newToken: () => randomBytes(18).toString("base64url"),
+      }),
+    );
+    const urls: string[] = [];
+    for (const e of edges) {
+      await e.edge.start();
+      urls.push(`http://127.0.0.1:${await e.listen(0, "127.0.0.1")}`);
+    }
+    const clients: SyntheticClient[] = [];
+    const fixture = new AppFixture();
+    try {
+      // Joined one after another, so ids c1..c4 go to the same clients in both runs.
+      for (let i = 0; i < CLIENTS; i++) {
+        const c = new SyntheticClient({ url: urls[i % 2]!, ...clientOpts(i) });
+        clients.push(c);
+        await c.join();
+      }
+      await until(() => leader.round >= ROUNDS, 30_000, "three cluster rounds");
+      const cluster = leader.snapshot!;
+      expect(cluster.history.map((h) => h.participants)).toEqual([CLIENTS, CLIENTS, CLIENTS]);
+      // Both edges took part in every round (participants were split across them).
+      expect(clients.every((c) => c.rounds.length === ROUNDS)).toBe(true);
+      await until(() => clients.every((c) => c.closed.length >= ROUNDS), 5_000, "round summaries on both edges");
+
+      const one = await fixture.start({ config: base, seed: 7 });
+      for (let i = 0; i < CLIENTS; i++) await fixture.track(one.client(clientOpts(i))).join();
+      await until(() => one.app.federation.round >= ROUNDS, 30_000, "three one-process rounds");
+      const single = one.app.federation.snapshot;
+
+      expect(cluster.history.map((h) => h.assigned)).toEqual(single.history.map((h) => h.assigned));
+      const a = flat(cluster.backbone, cluster.experts);
+      const b = flat(single.backbone, single.experts);
+      expect(a.length).toBe(b.length);
+      let maxDiff = 0;
+      for (let i = 0; i < a.length; i++) maxDiff = Math.max(maxDiff, Math.abs(a[i]! - b[i]!));
+      expect(maxDiff).toBeLessThan(1e-5);
+      // The updates moved the model: the equality is not the trivial one of an untouched model.
+      const init = freshState(config, "init");
+      const i0 = flat(init.backbone, init.experts);
+      expect(Math.abs(a[0]! - i0[0]!)).toBeGreaterThan(0.01);
+      expect(cluster.fitness.toJSON()).toEqual(single.fitness.toJSON());
+    } finally {
+      for (const c of clients) c.close();
+      await fixture.closeAll();
+      await leader.stop();
+      for (const e of edges) await e.close();
+      for (const c of conns) c.disconnect();
+    }
+  }, 90_000);
+});

@@ -1,0 +1,124 @@
+/**
+ * `createEdgeApp(deps)`: an edge's Express and Socket.IO, with the one-process coordinator's socket
+ * handlers, parser bounds, rate limits and origin policy. WebSocket only, so a plain load balancer
+ * needs no sticky sessions; Socket.IO's Redis streams adapter carries the few commands that must
+ * reach another edge's socket (ending a superseded connection).
+ */
+import { existsSync } from "node:fs";
+import { createServer, type Server as HttpServer } from "node:http";
+import type { AddressInfo } from "node:net";
+import path from "node:path";
+import express from "express";
+import { Server } from "socket.io";
+import { createAdapter } from "@socket.io/redis-streams-adapter";
+import type { ClientToServerEvents, ServerToClientEvents, SocketData } from "@flexmoe/core";
+import type { Redis } from "ioredis";
+import { maxFrameBytes } from "../app.ts";
+import {
+  addressOf,
+  boundedParser,
+  ConnectionCounter,
+  enforceConnectionCap,
+  DEFAULT_NET_LIMITS,
+  originPolicy,
+  TokenBucket,
+  type NetLimits,
+} from "../guard.ts";
+import { clientRoom, createClientHandlers, type FlexSocket } from "../handlers/client.handlers.ts";
+import { staticPage } from "../static.ts";
+import { Edge, type EdgeDeps } from "./edge.ts";
+
+export interface EdgeAppDeps extends Omit<EdgeDeps, "send" | "broadcast" | "endSession"> {
+  /** A connection the Socket.IO adapter may use (it duplicates it for its subscriptions). */
+  adapterRedis: Redis;
+  webRoot?: string;
+  limits?: Partial<NetLimits>;
+  allowedOrigins?: () => readonly string[];
+}
+
+export interface EdgeApp {
+  edge: Edge;
+  http: HttpServer;
+  listen(port: number, host?: string): Promise<number>;
+  close(): Promise<void>;
+}
+
+export function createEdgeApp(deps: EdgeAppDeps): EdgeApp {
+  const log = deps.logger;
+  const web = express();
+  const http = createServer(web);
+  const limits: NetLimits = { ...DEFAULT_NET_LIMITS, ...deps.limits };
+  const originAllowed = originPolicy(deps.allowedOrigins ?? (() => []));
+  const connections = new ConnectionCounter(limits.connectionsPerIp);
+  const io = new Server<ClientToServerEvents, ServerToClientEvents, Record<string, never>, SocketData>(http, {
+    transports: ["websocket"],
+    maxHttpBufferSize: maxFrameBytes(deps.config.preset, deps.config.experts),
+    serveClient: false,
+    parser: boundedParser(limits, deps.clock),
+    adapter: createAdapter(deps.adapterRedis, { streamName: `${deps.prefix}:sio` }),
+    allowRequest: (req, done) => {
+      if (!originAllowed(req.headers.origin)) done("origin not allowed", false);
+      else if (connections.full(addressOf(req.socket.remoteAddress))) done("too many connections from this address", false);
+      else done(null, true);
+    },
+  });
+  enforceConnectionCap(io.engine, connections);
+  const edge = new Edge({
+    ...deps,
+    // Local only: every edge hears the leader and addresses its own sockets.
+    send: (clientId, start) => io.local.to(clientRoom(clientId)).emit("round:started", start),
+    broadcast: (summary) => io.local.emit("round:closed", summary),
+    endSession: (socketId, end) => {
+      io.to(socketId).emit("session:ended", end);
+      io.in(socketId).disconnectSockets(true);
+    },
+  });
+  io.on("connection", (socket: FlexSocket) => {
+    const limiter = new TokenBucket(deps.config.rateLimit.burst, deps.config.rateLimit.perSec, deps.clock);
+    const h = createClientHandlers({ federation: edge, socket, log: log.child({ socket: socket.id }), guard: { limiter } });
+    socket.on("client:join", h.join);
+    socket.on("client:ready", h.ready);
+    socket.on("update:submit", h.submit);
+    socket.on("disconnect", h.disconnect);
+  });
+
+  web.disable("x-powered-by");
+  web.use("/api", (req, res, next) => {
+    if (originAllowed(req.get("origin"))) return next();
+    res.status(403).json({ ok: false, error: { code: "UNAUTHORIZED", message: "origin not allowed" } });
+  });
+  web.get("/api/status", (_req, res) => {
+    res.json({ edge: edge.id, clients: edge.clients, currentRound: edge.roundOpen });
+  });
+  web.get("/api/shard/:token", (req, res, next) => {
+    edge.shardOf(req.params.token).then((shard) => {
+      if (shard === undefined) {
+        res.status(404).json({ error: { code: "UNKNOWN_TOKEN", message: "unknown token" } });
+        return;
+      }
+      res.type("application/octet-stream").vary("Accept-Encoding");
+      const gz = req.acceptsEncodings("gzip") === "gzip" ? deps.shards.gzipped(shard) : null;
+      if (gz) res.set("Content-Encoding", "gzip").send(Buffer.from(gz));
+      else res.send(Buffer.from(deps.shards.bytes(shard)));
+    }, next);
+  });
+  if (deps.webRoot && existsSync(path.join(deps.webRoot, "index.html"))) web.use(staticPage(deps.webRoot));
+  web.use((req, res) => {
+    res.status(404).json({ ok: false, error: { code: "INVALID_PAYLOAD", message: `${req.method} ${req.path}: not found` } });
+  });
+
+  return {
+    edge,
+    http,
+    listen: (port, host) =>
+      new Promise((resolve, reject) => {
+        http.once("error", reject);
+        http.listen(port, host, () => resolve((http.address() as AddressInfo).port));
+      }),
+    close: async () => {
+      await edge.stop();
+      await io.close();
+      if (http.listening) await new Promise<void>((r) => http.close(() => r()));
+    },
+  };
+}
