@@ -23,7 +23,12 @@ export interface ServeProcess {
 const started: ChildProcess[] = [];
 
 export function spawnServe(args: readonly string[]): ServeProcess {
-  const proc = spawn(process.execPath, [BIN, "serve", ...args], { cwd: ROOT, stdio: ["ignore", "pipe", "pipe"] });
+  return spawnFlexmoe("serve", args, /coordinator ready/);
+}
+
+/** Any `flexmoe <command>` as a child process, ready once its output matches `readyWhen`. */
+export function spawnFlexmoe(command: string, args: readonly string[], readyWhen: RegExp): ServeProcess {
+  const proc = spawn(process.execPath, [BIN, command, ...args], { cwd: ROOT, stdio: ["ignore", "pipe", "pipe"] });
   started.push(proc);
   let out = "";
   proc.stdout!.on("data", (d: Buffer) => (out += d.toString()));
@@ -32,10 +37,13 @@ export function spawnServe(args: readonly string[]): ServeProcess {
   const ready = (timeoutMs = 30_000): Promise<void> =>
     new Promise((resolve, reject) => {
       const check = (): void => {
-        if (/coordinator ready/.test(out)) done(() => resolve());
-        else if (proc.exitCode !== null) done(() => reject(new Error(`coordinator exited ${proc.exitCode}:\n${out}`)));
+        if (readyWhen.test(out)) done(() => resolve());
+        else if (proc.exitCode !== null) done(() => reject(new Error(`flexmoe ${command} exited ${proc.exitCode}:\n${out}`)));
       };
-      const deadline = setTimeout(() => done(() => reject(new Error(`coordinator not ready within ${timeoutMs} ms:\n${out}`))), timeoutMs);
+      const deadline = setTimeout(
+        () => done(() => reject(new Error(`flexmoe ${command} not ready within ${timeoutMs} ms:\n${out}`))),
+        timeoutMs,
+      );
       const done = (settle: () => void): void => {
         clearTimeout(deadline);
         proc.stdout!.off("data", check);

@@ -138,7 +138,16 @@ export class Leader {
   private async renew(): Promise<void> {
     if (this.stopped) return;
     try {
-      if (!(await this.bus.renewLease(this.id, this.leaseMs))) this.lose("the lease is held by another leader");
+      if (await this.bus.renewLease(this.id, this.leaseMs)) return;
+      // Expired without a successor (Redis was down longer than the TTL): take it back while the epoch
+      // is still ours; a successor would have raised it.
+      const back = await this.bus.acquireLease(this.id, this.leaseMs);
+      if (back && Number(await this.deps.redis.get(this.bus.keys.epoch)) === this.epochValue) {
+        this.log.warn({ epoch: this.epochValue }, "lease had expired; re-acquired with the same epoch");
+        return;
+      }
+      if (back) await this.bus.releaseLease(this.id);
+      this.lose("the lease is held by another leader");
     } catch (e) {
       this.log.warn({ err: e }, "lease renewal failed (Redis unreachable?)");
     }
