@@ -19,6 +19,7 @@ import {
   boundedParser,
   ConnectionCounter,
   enforceConnectionCap,
+  KeyedBuckets,
   DEFAULT_NET_LIMITS,
   originPolicy,
   TokenBucket,
@@ -50,6 +51,7 @@ export function createEdgeApp(deps: EdgeAppDeps): EdgeApp {
   const limits: NetLimits = { ...DEFAULT_NET_LIMITS, ...deps.limits };
   const originAllowed = originPolicy(deps.allowedOrigins ?? (() => []));
   const connections = new ConnectionCounter(limits.connectionsPerIp);
+  const joinsPerIp = new KeyedBuckets(limits.joinBurstPerIp, limits.joinPerSecPerIp, deps.clock);
   const io = new Server<ClientToServerEvents, ServerToClientEvents, Record<string, never>, SocketData>(http, {
     transports: ["websocket"],
     maxHttpBufferSize: maxFrameBytes(deps.config.preset, deps.config.experts),
@@ -75,7 +77,9 @@ export function createEdgeApp(deps: EdgeAppDeps): EdgeApp {
   });
   io.on("connection", (socket: FlexSocket) => {
     const limiter = new TokenBucket(deps.config.rateLimit.burst, deps.config.rateLimit.perSec, deps.clock);
-    const h = createClientHandlers({ federation: edge, socket, log: log.child({ socket: socket.id }), guard: { limiter } });
+    const ip = addressOf(socket.handshake.address);
+    const joinLimiter = { take: () => joinsPerIp.take(ip) };
+    const h = createClientHandlers({ federation: edge, socket, log: log.child({ socket: socket.id }), guard: { limiter, joinLimiter } });
     socket.on("client:join", h.join);
     socket.on("client:ready", h.ready);
     socket.on("update:submit", h.submit);

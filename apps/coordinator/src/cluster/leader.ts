@@ -299,10 +299,13 @@ export class Leader {
     const reports: ClientReport[] = [];
     const seen = new Set<string>();
     const planned = new Set(o.plan.participants);
+    // Bytes this leader read for the round: the partials' blobs and their messages (what scales with edges).
+    let ingressBytes = 0;
     // Edges in id order: the combination does not depend on arrival order.
     for (const edge of [...o.partials.keys()].sort()) {
       const m = o.partials.get(edge) as PartialMessage;
       const blob = await this.bus.getBlob(m.blob);
+      ingressBytes += (blob?.length ?? 0) + JSON.stringify(m).length;
       const decoded = blob ? decodePartial(layout, m.meta, blob) : null;
       if (!decoded?.ok) {
         this.log.warn({ edge, why: decoded ? decoded.error.message : "blob missing" }, "partial dropped");
@@ -338,7 +341,15 @@ export class Leader {
     await this.deps.redis.del(k.open);
     await this.bus.publish(k.ctl, { type: "round:closed", epoch: this.epochValue, summary: summaryOf(record) });
     this.log.info(
-      { round: record.round, reason, participants: record.participants, edges: partials.length, accuracy: record.accuracy, cv: record.cv },
+      {
+        round: record.round,
+        reason,
+        participants: record.participants,
+        edges: partials.length,
+        ingressBytes,
+        accuracy: record.accuracy,
+        cv: record.cv,
+      },
       "round closed",
     );
     this.kick();

@@ -11,7 +11,7 @@ export type WorkerMessage =
   | { type: "joined"; count: number; ms: number }
   | { type: "started"; round: number; t: number }
   /** lastSent: when this worker's last client of the round emitted its update (null: none did). */
-  | { type: "closed"; round: number; t: number; participants: number; lastSent: number | null }
+  | { type: "closed"; round: number; t: number; participants: number; lastSent: number | null; sentBytes: number }
   | { type: "rejected"; round: number; message: string }
   | { type: "error"; message: string };
 
@@ -26,6 +26,7 @@ async function main(): Promise<void> {
   const started = new Set<number>();
   const closed = new Set<number>();
   const lastSent = new Map<number, number>();
+  const sentBytes = new Map<number, number>();
   const clients: SyntheticClient[] = [];
   const t0 = performance.now();
   const BATCH = 50;
@@ -39,6 +40,7 @@ async function main(): Promise<void> {
         }
         const per = Math.floor(100 / Math.max(1, s.experts.length));
         lastSent.set(s.round, now());
+        sentBytes.set(s.round, (sentBytes.get(s.round) ?? 0) + toBytes(s.weights).byteLength);
         void c
           .request(
             "update:submit",
@@ -67,7 +69,14 @@ async function main(): Promise<void> {
       c.socket.on("round:closed", (s) => {
         if (!closed.has(s.round)) {
           closed.add(s.round);
-          send({ type: "closed", round: s.round, t: now(), participants: s.participants, lastSent: lastSent.get(s.round) ?? null });
+          send({
+            type: "closed",
+            round: s.round,
+            t: now(),
+            participants: s.participants,
+            lastSent: lastSent.get(s.round) ?? null,
+            sentBytes: sentBytes.get(s.round) ?? 0,
+          });
         }
       });
       clients.push(c);

@@ -16,10 +16,10 @@ import { cpuBreakdown, parseProcStatCpuMs, type CpuBreakdown, type CpuProfile } 
 import type { WorkerMessage } from "./coordinator-worker.ts";
 import { median, parseProcStatus, sig, slope } from "./stats.ts";
 
-const HERE = path.dirname(fileURLToPath(import.meta.url));
-const ROOT = path.resolve(HERE, "../../../..");
-const BIN = path.join(ROOT, "apps/lab/bin/flexmoe.mjs");
-const CLIENTS_PER_WORKER = 500;
+export const HERE = path.dirname(fileURLToPath(import.meta.url));
+export const ROOT = path.resolve(HERE, "../../../..");
+export const BIN = path.join(ROOT, "apps/lab/bin/flexmoe.mjs");
+export const CLIENTS_PER_WORKER = 500;
 
 export interface CoordinatorLevel {
   clients: number;
@@ -95,7 +95,7 @@ async function procCpuMs(pid: number | undefined): Promise<number | null> {
 /** The same clock as V8's profile timestamps (CLOCK_MONOTONIC, microseconds). */
 const monoUs = (): number => Number(process.hrtime.bigint() / 1000n);
 
-async function procMem(pid: number | undefined): Promise<{ hwmBytes: number | null; rssBytes: number | null }> {
+export async function procMem(pid: number | undefined): Promise<{ hwmBytes: number | null; rssBytes: number | null }> {
   if (pid === undefined) return { hwmBytes: null, rssBytes: null };
   try {
     return parseProcStatus(await readFile(`/proc/${pid}/status`, "utf8"));

@@ -9,13 +9,14 @@ import { benchAggregation, type AggregationResult } from "../bench/aggregation.t
 import { benchBrowser, BROWSER_BACKENDS, type BrowserRow } from "../bench/browser.ts";
 import { benchBundle, type BundleResult } from "../bench/bundle.ts";
 import type { BenchContext } from "../bench/common.ts";
+import { benchCluster, type ClusterResult } from "../bench/cluster.ts";
 import { benchCoordinator, type CoordinatorResult } from "../bench/coordinator.ts";
 import { benchProbe, type ProbeResult } from "../bench/probe.ts";
 import { benchSolver, type SolverRow } from "../bench/solver.ts";
 import { formatBytes, formatTable } from "../bench/stats.ts";
 import { benchWire, type WireResult } from "../bench/wire.ts";
 
-const SECTIONS = ["solver", "aggregation", "wire", "browser", "probe", "coordinator", "bundle"] as const;
+const SECTIONS = ["solver", "aggregation", "wire", "browser", "probe", "coordinator", "cluster", "bundle"] as const;
 type Section = (typeof SECTIONS)[number];
 
 const HELP = `usage: flexmoe bench [options]
@@ -40,6 +41,7 @@ export interface BenchReport {
   /** The built page's own backend choice (needs `npm run build`). */
   probe?: ProbeResult;
   coordinator?: CoordinatorResult;
+  cluster?: ClusterResult;
   bundle?: BundleResult;
   errors: { section: Section; message: string }[];
 }
@@ -120,6 +122,7 @@ export async function runBench(argv: string[]): Promise<number> {
   await run("browser", async () => void (report.browser = await benchBrowser(ctx, backends)));
   await run("probe", async () => void (report.probe = await benchProbe(ctx)));
   await run("coordinator", async () => void (report.coordinator = await benchCoordinator(ctx)));
+  await run("cluster", async () => void (report.cluster = await benchCluster(ctx)));
   await run("bundle", async () => void (report.bundle = await benchBundle(ctx)));
   report.durationMs = Math.round(performance.now() - t0);
   ctx.progress(`done in ${(report.durationMs / 1000).toFixed(1)} s`);
@@ -271,6 +274,38 @@ export function formatReport(r: BenchReport): string {
         ),
       );
     }
+  }
+  if (r.cluster) {
+    const c = r.cluster;
+    out.push(
+      `\nCluster (loopback, real redis-server; ${c.preset}, ${c.experts} experts; round latency 3 edges / 1 edge: ${c.latency3over1 ?? "-"}; ${c.note})`,
+      formatTable(
+        [
+          "edges",
+          "clients",
+          "ok",
+          "rounds",
+          "round ms",
+          "leader ingress",
+          "client uploads",
+          "ingress ratio",
+          "RSS/client per edge",
+          "note",
+        ],
+        c.levels.map((l) => [
+          l.edges,
+          l.clients,
+          l.ok,
+          l.rounds,
+          l.roundMs,
+          l.leaderIngressBytes === null ? null : formatBytes(l.leaderIngressBytes),
+          l.clientUploadBytes === null ? null : formatBytes(l.clientUploadBytes),
+          l.ingressRatio,
+          l.rssBytesPerClientPerEdge.map((b) => (b === null ? "-" : formatBytes(b))).join(" / "),
+          l.error ?? "",
+        ]),
+      ),
+    );
   }
   if (r.bundle) {
     const b = r.bundle;

@@ -5,7 +5,7 @@
  */
 import { parseArgs } from "node:util";
 import { resolveConfig, runEdge, runLeader } from "@flexmoe/coordinator";
-import { intFlag, UsageError } from "../options.ts";
+import { intFlag, numFlag, UsageError } from "../options.ts";
 import { serveConfig } from "./serve.ts";
 
 const CLUSTER_FLAGS = `  --redis <url>           Redis 7 (default redis://127.0.0.1:6379)
@@ -28,6 +28,7 @@ ${CLUSTER_FLAGS}
   --host <addr>           listen address (default all interfaces)
   --id <name>             edge id (default random)
   --allow-origin <url>    also accept browser pages from this origin (repeatable)
+  --max-conn-per-ip <n> --join-burst-per-ip <n> --join-rate-per-ip <x>   as for \`flexmoe serve\`
 `;
 
 /** Takes the cluster's own flags out of argv; the rest goes to serve's parser. */
@@ -76,6 +77,7 @@ export async function runLeaderCommand(argv: string[]): Promise<number> {
 export async function runEdgeCommand(argv: string[]): Promise<number> {
   let values;
   let port: number;
+  let limits: Record<string, number>;
   try {
     values = parseArgs({
       args: argv,
@@ -86,6 +88,9 @@ export async function runEdgeCommand(argv: string[]): Promise<number> {
         host: { type: "string" },
         id: { type: "string" },
         "allow-origin": { type: "string", multiple: true },
+        "max-conn-per-ip": { type: "string" },
+        "join-burst-per-ip": { type: "string" },
+        "join-rate-per-ip": { type: "string" },
         "log-level": { type: "string", default: "info" },
         help: { type: "boolean", short: "h" },
       },
@@ -96,6 +101,17 @@ export async function runEdgeCommand(argv: string[]): Promise<number> {
       return 0;
     }
     port = intFlag("port", values.port, 3000, 0, 65_535);
+    limits = {
+      ...(values["max-conn-per-ip"] !== undefined && {
+        connectionsPerIp: intFlag("max-conn-per-ip", values["max-conn-per-ip"], 0, 1, 10_000_000),
+      }),
+      ...(values["join-burst-per-ip"] !== undefined && {
+        joinBurstPerIp: intFlag("join-burst-per-ip", values["join-burst-per-ip"], 0, 1, 10_000_000),
+      }),
+      ...(values["join-rate-per-ip"] !== undefined && {
+        joinPerSecPerIp: numFlag("join-rate-per-ip", values["join-rate-per-ip"], 0, 0.001, 1e9),
+      }),
+    };
   } catch (e) {
     console.error(`flexmoe edge: ${(e as Error).message}\n${EDGE_HELP}`);
     return 2;
@@ -108,5 +124,6 @@ export async function runEdgeCommand(argv: string[]): Promise<number> {
     ...(values.host !== undefined && { host: values.host }),
     ...(values.id !== undefined && { id: values.id }),
     allowOrigins: values["allow-origin"] ?? [],
+    limits,
   });
 }
