@@ -18,10 +18,10 @@ export function clusterKeys(prefix: string) {
     leader: `${prefix}:leader`,
     /** The last applied round's checkpoint (store/checkpoint.ts's bytes), written fenced by the epoch. */
     checkpoint: `${prefix}:checkpoint`,
-    /** Hash token -> client id. */
+    /** Hash token -> client id, for a client's current and previous token. */
     tokens: `${prefix}:tokens`,
-    /** Hash client id -> shard index. */
-    shards: `${prefix}:shards`,
+    /** Hash of one client: token, prev (the token it replaced), confirmed (the current one was used), shard. */
+    ident: (id: string) => `${prefix}:ident:${id}`,
     /** The run's id and applied rounds (JSON), what a join answers. */
     run: `${prefix}:run`,
     /** Counter of client ids. */

@@ -53,8 +53,9 @@ describe("cluster: one leader, two edges, real Redis", () => {
     await redis?.stop();
   });
 
-  it("three rounds give the one-process coordinator's weights (mean mode)", async () => {
-    const config = resolveConfig(base);
+  /** A leader and two edges on a fresh prefix; close() stops them all. */
+  async function startCluster(over: CoordinatorConfig = {}) {
+    const config = resolveConfig({ ...base, ...over });
     const prefix = `t${randomBytes(4).toString("hex")}`;
     const shards = () =>
       new ShardStore(syntheticData(200), { shards: 4, partition: config.partition, testFraction: 0.2, maxSamples: 0 }, 7);
@@ -80,6 +81,20 @@ describe("cluster: one leader, two edges, real Redis", () => {
       await e.edge.start();
       urls.push(`http://127.0.0.1:${await e.listen(0, "127.0.0.1")}`);
     }
+    return {
+      config,
+      leader,
+      urls,
+      close: async () => {
+        await leader.stop();
+        for (const e of edges) await e.close();
+        for (const c of conns) c.disconnect();
+      },
+    };
+  }
+
+  it("three rounds give the one-process coordinator's weights (mean mode)", async () => {
+    const { config, leader, urls, close } = await startCluster();
     const clients: SyntheticClient[] = [];
     const fixture = new AppFixture();
     try {
@@ -116,9 +131,42 @@ describe("cluster: one leader, two edges, real Redis", () => {
     } finally {
       for (const c of clients) c.close();
       await fixture.closeAll();
-      await leader.stop();
-      for (const e of edges) await e.close();
-      for (const c of conns) c.disconnect();
+      await close();
     }
   }, 90_000);
+
+  it("a token works on any edge, rotates, supersedes the old connection across edges, and a copy revokes it", async () => {
+    const cluster = await startCluster({ minClients: 100 });
+    const clients: SyntheticClient[] = [];
+    const on = (i: number, token?: string) => {
+      const c = new SyntheticClient({ url: cluster.urls[i]!, capacity: 2, autoSubmit: false, ...(token !== undefined && { token }) });
+      clients.push(c);
+      return c;
+    };
+    try {
+      const first = on(0);
+      const a = await first.join();
+      // The same client through the other edge, with its token: same identity, a new token, and the
+      // connection on edge 1 is ended (Socket.IO's Redis adapter carries it across).
+      const again = on(1, a.token);
+      const b = await again.join();
+      expect(b.clientId).toBe(a.clientId);
+      expect(b.token).not.toBe(a.token);
+      await until(() => first.ended.length > 0, 5_000, "the superseded connection to be ended");
+      expect(first.ended[0]!.reason).toBe("superseded");
+      // b's token was used (ready); a's coming back now means two holders: revoked.
+      const thief = on(0);
+      const res = await thief.joinOnly(a.token);
+      expect(res.ok ? null : res.error.code).toBe("TOKEN_REUSED");
+      await until(() => again.ended.length > 0, 5_000, "the live connection to be revoked");
+      expect(again.ended[0]!.reason).toBe("revoked");
+      const after = await on(1).joinOnly(b.token);
+      expect(after.ok ? null : after.error.code).toBe("UNKNOWN_TOKEN");
+      // A token never issued is unknown on every edge.
+      expect((await on(0).joinOnly("not-a-token")).ok).toBe(false);
+    } finally {
+      for (const c of clients) c.close();
+      await cluster.close();
+    }
+  }, 30_000);
 });

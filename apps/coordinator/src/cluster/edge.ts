@@ -64,6 +64,8 @@ interface LocalClient {
   capacity: number;
   shard: number;
   ready: boolean;
+  /** Its current token was used on this connection (recorded in Redis once). */
+  confirmed: boolean;
 }
 
 interface LocalRound {
@@ -79,6 +81,31 @@ interface LocalRound {
 }
 
 /** Removes the ready entry and the session only while they are this connection's (a rejoin elsewhere wins). */
+/**
+ * Rotation with reuse detection, as the one-process registry does it (docs/protocol.md "Identity"):
+ * the presented token becomes the previous one and a new one is current; a previous token presented
+ * after its successor was used revokes the identity (both tokens go). Answers {"unknown"},
+ * {"joined", id, shard} or {"reused", id}. KEYS[1] the token hash; ARGV prefix, token, new token.
+ */
+const ROTATE = `
+local id = redis.call('HGET', KEYS[1], ARGV[2])
+if not id then return {'unknown'} end
+local k = ARGV[1] .. ':ident:' .. id
+local cur = redis.call('HGET', k, 'token')
+local prev = redis.call('HGET', k, 'prev')
+local confirmed = redis.call('HGET', k, 'confirmed')
+if ARGV[2] == prev and confirmed == '1' then
+  redis.call('HDEL', KEYS[1], cur, prev)
+  redis.call('HSET', k, 'token', ARGV[3], 'prev', '', 'confirmed', '0')
+  return {'reused', id}
+end
+if prev and prev ~= '' and prev ~= ARGV[2] then redis.call('HDEL', KEYS[1], prev) end
+if cur and cur ~= ARGV[2] then redis.call('HDEL', KEYS[1], cur) end
+redis.call('HSET', KEYS[1], ARGV[3], id)
+redis.call('HSET', k, 'token', ARGV[3], 'prev', ARGV[2], 'confirmed', '0')
+return {'joined', id, redis.call('HGET', k, 'shard')}
+`;
+
 const LEAVE = `if redis.call('HGET', KEYS[1], ARGV[1]) == ARGV[2] then redis.call('HDEL', KEYS[1], ARGV[1]) redis.call('HDEL', KEYS[2], ARGV[1]) return 1 else return 0 end`;
 
 export class Edge implements ClientEndpoint {
@@ -163,20 +190,34 @@ export class Edge implements ClientEndpoint {
     const capacity = Math.min(req.capacity, this.deps.config.maxCapacity);
     const token = this.deps.newToken();
     let id: string;
+    let shard: number;
     if (req.token !== undefined) {
-      const known = await r.hget(k.tokens, req.token);
-      // HDEL answers 1 to exactly one of two concurrent rejoins with the same token: rotation is atomic.
-      if (known === null || (await r.hdel(k.tokens, req.token)) !== 1)
-        return protocolError(ErrorCode.UNKNOWN_TOKEN, "token not issued by this cluster (or already replaced); join without one");
-      id = known;
-      await r.hset(k.tokens, token, id);
+      // One script: two concurrent rejoins with one token cannot both rotate it.
+      const res = (await r.eval(ROTATE, 1, k.tokens, this.deps.prefix, req.token, token)) as [string, string?, string?];
+      if (res[0] === "unknown")
+        return protocolError(ErrorCode.UNKNOWN_TOKEN, "token not issued by this cluster (or forgotten); join without one");
+      id = res[1] as string;
+      if (res[0] === "reused") {
+        this.log.warn({ client: id }, "a replaced token was presented after its successor was used: token copied; client revoked");
+        const live = await r.hget(k.session, id);
+        if (live !== null)
+          this.deps.endSession(live.split(" ")[1] ?? "", { reason: "revoked", message: "this identity's token was used from two places" });
+        await r.hdel(k.session, id);
+        await r.hdel(k.ready, id);
+        this.local.delete(id);
+        return protocolError(
+          ErrorCode.TOKEN_REUSED,
+          "this token was replaced and its successor is in use; identity revoked, join without a token",
+        );
+      }
+      shard = Number(res[2]);
     } else {
       const n = await r.incr(k.seq);
       id = `c${n}`;
-      await r.hset(k.shards, id, String((n - 1) % this.deps.config.shards));
+      shard = (n - 1) % this.deps.config.shards;
+      await r.hset(k.ident(id), "token", token, "prev", "", "confirmed", "0", "shard", String(shard));
       await r.hset(k.tokens, token, id);
     }
-    const shard = Number(await r.hget(k.shards, id));
     const mine = `${this.deps.id} ${session}`;
     const before = await r.hget(k.session, id);
     await r.hset(k.session, id, mine);
@@ -185,7 +226,7 @@ export class Edge implements ClientEndpoint {
       this.log.info({ client: id, old: before }, "rejoined on a new connection; the old one is superseded");
       this.deps.endSession(old, { reason: "superseded", message: "this client joined on another connection" });
     }
-    this.local.set(id, { session, capacity, shard: Number.isInteger(shard) ? shard : 0, ready: false });
+    this.local.set(id, { session, capacity, shard: Number.isInteger(shard) ? shard : 0, ready: false, confirmed: false });
     await this.readRun();
     this.log.info({ client: id, capacity, backend: req.backend, new: req.token === undefined }, "client joined");
     return {
@@ -208,7 +249,7 @@ export class Edge implements ClientEndpoint {
   async shardOf(token: string): Promise<number | undefined> {
     const id = await this.deps.redis.hget(this.bus.keys.tokens, token);
     if (id === null) return undefined;
-    const s = Number(await this.deps.redis.hget(this.bus.keys.shards, id));
+    const s = Number(await this.deps.redis.hget(this.bus.keys.ident(id), "shard"));
     return Number.isInteger(s) && s >= 0 && s < this.deps.shards.count ? s : undefined;
   }
 
@@ -217,11 +258,19 @@ export class Edge implements ClientEndpoint {
     if (!c || (session !== undefined && c.session !== session)) return false;
     c.ready = ready;
     const k = this.bus.keys;
+    await this.confirm(clientId, c);
     if (ready) {
       await this.deps.redis.hset(k.ready, clientId, JSON.stringify({ edge: this.deps.id, capacity: c.capacity }));
       await this.bus.publish(k.up, { type: "ready", edge: this.deps.id });
     } else await this.deps.redis.hdel(k.ready, clientId);
     return true;
+  }
+
+  /** The token this connection received is in use: from now on its predecessor coming back is a copy. */
+  private async confirm(clientId: string, c: LocalClient): Promise<void> {
+    if (c.confirmed) return;
+    c.confirmed = true;
+    await this.deps.redis.hset(this.bus.keys.ident(clientId), "confirmed", "1");
   }
 
   leave(clientId: string, session?: string): void {
@@ -241,6 +290,7 @@ export class Edge implements ClientEndpoint {
     const c = this.local.get(clientId);
     if (!c || (session !== undefined && c.session !== session))
       return protocolError(ErrorCode.NOT_JOINED, "this connection was superseded by a newer one of the same client");
+    void this.confirm(clientId, c).catch((e: unknown) => this.log.warn({ err: e }, "token confirmation not recorded"));
     const live = this.live;
     const plan = live?.msg.plan;
     if (!live || !plan || live.flushed || meta.round !== plan.round)
