@@ -83,6 +83,8 @@ export interface CoordinatorConfig {
   maxHold?: number;
   /** Q of an assigned expert that got no routed sample: kept, or scored 0. @default DEFAULT_ZERO_USAGE */
   zeroUsage?: ZeroUsageRule;
+  /** Exploration: per round, unassigned experts' Q moves this fraction back to q0. @default DEFAULT_Q_DECAY */
+  qDecay?: number;
   /** Forget clients offline this long (registry entry, token, Q row); 0 = never. @default 3600 */
   pruneAfterSec?: number;
   /** Per-connection token bucket: burst size and refill per second. @default { burst: 40, perSec: 20 } */
@@ -129,6 +131,7 @@ export interface ResolvedConfig {
   /** 0 = no limit. */
   readonly maxHold: number;
   readonly zeroUsage: ZeroUsageRule;
+  readonly qDecay: number;
   /** 0 = never prune. */
   readonly pruneAfterMs: number;
   readonly rateLimit: { readonly burst: number; readonly perSec: number };
@@ -144,6 +147,8 @@ export const DEFAULT_MAX_HOLD = 6;
 export const DEFAULT_EPOCHS = 5;
 /** docs/results/ablations.md has the measurement behind it. */
 export const DEFAULT_ZERO_USAGE: ZeroUsageRule = "zero";
+/** Off until an ablation says otherwise (docs/results/ablations.md). */
+export const DEFAULT_Q_DECAY = 0;
 
 function int(name: string, v: number, min: number, max: number): number {
   if (!Number.isInteger(v) || v < min || v > max) throw new RangeError(`${name} must be an integer in [${min}, ${max}], got ${v}`);
@@ -206,6 +211,7 @@ export function resolveConfig(c: CoordinatorConfig = {}): ResolvedConfig {
     clipFactor: num("clip-factor", c.clipFactor ?? 3, 0, 1e6),
     maxHold: int("max-hold", c.maxHold ?? DEFAULT_MAX_HOLD, 0, 1_000_000),
     zeroUsage: oneOf("zero-usage", c.zeroUsage ?? DEFAULT_ZERO_USAGE, ZERO_USAGE_RULES),
+    qDecay: num("q-decay", c.qDecay ?? DEFAULT_Q_DECAY, 0, 1),
     pruneAfterMs: num("prune-after", c.pruneAfterSec ?? 3600, 0, 10 * 365 * 86_400) * 1000,
     rateLimit: Object.freeze({
       burst: int("rate-burst", c.rateLimit?.burst ?? 40, 1, 1_000_000),

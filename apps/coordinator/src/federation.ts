@@ -109,6 +109,7 @@ export function engineConfigOf(c: ResolvedConfig): EngineConfig {
     aggregation: { rule: c.aggregator, trim: c.trim, clipNorm: c.clipNorm, clipFactor: c.clipFactor },
     maxHold: c.maxHold,
     zeroUsage: c.zeroUsage,
+    qDecay: c.qDecay,
   };
 }
 

@@ -4,6 +4,7 @@ export {
   DEFAULT_EPOCHS,
   DEFAULT_MAX_HOLD,
   DEFAULT_ZERO_USAGE,
+  DEFAULT_Q_DECAY,
   resolveConfig,
   type CoordinatorConfig,
   type ResolvedConfig,

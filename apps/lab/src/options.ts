@@ -47,6 +47,10 @@ export const KNOBS = {
     help: "consecutive rounds a client may hold one expert before leaving it for a round, 0 = no limit",
     spec: int(0, 1_000_000),
   },
+  "q-decay": {
+    help: "per round, move Q of each client's unassigned experts this fraction back to q0 (exploration), 0 = off",
+    spec: num(0, 1),
+  },
   "zero-usage": {
     help: "Q of an assigned expert that got no routed sample: keep | zero",
     spec: choice(ZERO_USAGE_RULES),

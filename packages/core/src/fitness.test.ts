@@ -118,3 +118,18 @@ describe("FitnessMatrix", () => {
     }
   });
 });
+
+describe("FitnessMatrix.decayUnassigned", () => {
+  it("moves only the unassigned experts toward q0, by the given fraction", () => {
+    const q = new FitnessMatrix(3, 1);
+    const fb = (e: number, accuracy: number): ExpertFeedback => ({ expert: e, usage: 5, accuracy, loss: 1 - accuracy });
+    q.update("a", [0, 1, 2], [fb(0, 0.2), fb(1, 0.4), fb(2, 0.6)], { beta: 1, fitness: { kind: "acc" } });
+    q.decayUnassigned("a", [1], 0.25);
+    expect(q.get("a", 0)).toBeCloseTo(0.2 + 0.25 * 0.8, 12);
+    expect(q.get("a", 1)).toBeCloseTo(0.4, 12);
+    expect(q.get("a", 2)).toBeCloseTo(0.6 + 0.25 * 0.4, 12);
+    q.decayUnassigned("a", [], 0);
+    expect(q.get("a", 0)).toBeCloseTo(0.4, 12);
+    expect(() => q.decayUnassigned("a", [], 1.5)).toThrow(RangeError);
+  });
+});

@@ -129,6 +129,19 @@ export class FitnessMatrix {
     }
   }
 
+  /**
+   * Exploration by forgetting: every expert of the client NOT in `assigned` moves toward the prior q0,
+   * Q = Q + rate (q0 - Q), so a pair that has not been measured for a while drifts back to the prior
+   * and (with an optimistic q0) is tried again instead of staying frozen out.
+   * @throws RangeError on rate outside [0, 1].
+   */
+  decayUnassigned(clientId: string, assigned: readonly number[], rate: number): void {
+    if (!(rate >= 0 && rate <= 1)) throw new RangeError(`fitness: decay rate must be in [0, 1], got ${rate}`);
+    if (rate === 0) return;
+    const row = this.row(clientId);
+    for (let e = 0; e < this.experts; e++) if (!assigned.includes(e)) row[e] = (row[e] as number) + rate * (this.q0 - (row[e] as number));
+  }
+
   /** Drops a client's row (a pruned client); a later row for the same id starts at q0. */
   remove(clientId: string): void {
     this.rows.delete(clientId);

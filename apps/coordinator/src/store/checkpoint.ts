@@ -221,6 +221,7 @@ const TUNABLE_KEYS = [
   "clipFactor",
   "maxHold",
   "zeroUsage",
+  "qDecay",
   "pruneAfterMs",
   "maxCapacity",
   "maxOwnSamples",

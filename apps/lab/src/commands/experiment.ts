@@ -45,6 +45,7 @@ export const EXPERIMENT_DEFAULTS = {
   clipFactor: resolveConfig().clipFactor,
   maxHold: resolveConfig().maxHold,
   zeroUsage: resolveConfig().zeroUsage,
+  qDecay: resolveConfig().qDecay,
 };
 
 export const QUICK = {
@@ -91,6 +92,7 @@ const HELP = `usage: flexmoe experiment [options]
   --clip-factor <x>       adaptive clipping: x times the round's lower-median delta norm, 0 = off (default ${D.clipFactor}, as serve)
   --max-hold <n>          rounds a client may hold one expert in a row, 0 = no limit (default ${D.maxHold}, as serve)
   --zero-usage <r>        keep | zero: Q of an assigned expert that got no routed sample (default ${D.zeroUsage}, as serve)
+  --q-decay <x>           per round, unassigned experts' Q moves this fraction back to q0, 0 = off (default ${D.qDecay}, as serve)
   --workers <n>           parallel worker processes (default: CPU cores, at most 2)
   --fashion-dir <dir>     Fashion-MNIST IDX folder (default $FLEXMOE_FASHION_DIR or ${FASHION_MNIST_DIR})
   --out <dir>             output folder (default .flexmoe/experiments/<time>)
@@ -185,6 +187,7 @@ export async function runExperiment(argv: string[]): Promise<number> {
         "clip-factor": { type: "string" },
         "max-hold": { type: "string" },
         "zero-usage": { type: "string" },
+        "q-decay": { type: "string" },
         workers: { type: "string" },
         "fashion-dir": { type: "string" },
         out: { type: "string" },
@@ -283,6 +286,7 @@ export async function runExperiment(argv: string[]): Promise<number> {
       },
       maxHold: knob("max-hold", D.maxHold),
       zeroUsage: knob("zero-usage", D.zeroUsage),
+      qDecay: knob("q-decay", D.qDecay),
     };
 
     const runs: RunSpec[] = [];
@@ -323,6 +327,7 @@ export async function runExperiment(argv: string[]): Promise<number> {
         ["feedback measured", feedbacks.map((f) => FEEDBACK_WHEN[f]).join("; ")],
         ["load-bound slack", String(common.slack)],
         ["zero-usage rule", common.zeroUsage],
+        ["Q decay to q0 (unassigned)", String(common.qDecay)],
         ["hold limit", common.maxHold > 0 ? `${common.maxHold} consecutive rounds per client and expert` : "none"],
         ["seeds", seedList.length === 1 ? String(seedList[0]) : `0..${seedList.length - 1}`],
         ["samples per client", `${samplesPerClient} (${Math.round(common.testFraction * 100)}% held out for the personalized accuracy)`],

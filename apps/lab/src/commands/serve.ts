@@ -1,6 +1,6 @@
 /** `flexmoe serve`: flags (the shared knob table plus the server's own) -> the coordinator's serve(). */
 import { parseArgs } from "node:util";
-import { DEFAULT_MAX_HOLD, DEFAULT_ZERO_USAGE, resolveConfig, serve, type CoordinatorConfig } from "@flexmoe/coordinator";
+import { DEFAULT_MAX_HOLD, DEFAULT_Q_DECAY, DEFAULT_ZERO_USAGE, resolveConfig, serve, type CoordinatorConfig } from "@flexmoe/coordinator";
 import { intFlag, knobArgs, knobHelp, numFlag, parseKnob, UsageError, type KnobName } from "../options.ts";
 
 const SHARED = [
@@ -23,6 +23,7 @@ const SHARED = [
   "clip-factor",
   "max-hold",
   "zero-usage",
+  "q-decay",
   "preset",
   "test-fraction",
 ] as const satisfies readonly KnobName[];
@@ -42,7 +43,7 @@ const HELP = `usage: flexmoe serve [options]
   --wire <dtype>          float32 | float16 (default float32)
   --quorum <n>            a round with fewer updates is not applied, and is redone (default 1)
   --prune-after <s>       forget clients offline this many seconds (token, Q row), 0 = never (default 3600)
-${knobHelp(SHARED, { experts: 8, strategy: "flex", fitness: "acc", "alpha-l": 1, beta: 0.5, q0: 1, slack: 0, partition: "dirichlet:0.8", epochs: resolveConfig().training.epochs, "batch-size": 32, lr: 0.005, feedback: "pre", seed: 1, aggregator: "mean", trim: 0.2, clip: 0, "clip-factor": 3, "max-hold": DEFAULT_MAX_HOLD, "zero-usage": DEFAULT_ZERO_USAGE, preset: "cnn", "test-fraction": 0.2 })}
+${knobHelp(SHARED, { experts: 8, strategy: "flex", fitness: "acc", "alpha-l": 1, beta: 0.5, q0: 1, slack: 0, partition: "dirichlet:0.8", epochs: resolveConfig().training.epochs, "batch-size": 32, lr: 0.005, feedback: "pre", seed: 1, aggregator: "mean", trim: 0.2, clip: 0, "clip-factor": 3, "max-hold": DEFAULT_MAX_HOLD, "zero-usage": DEFAULT_ZERO_USAGE, "q-decay": DEFAULT_Q_DECAY, preset: "cnn", "test-fraction": 0.2 })}
   --data-dir <dir>        where state is kept (default ./.flexmoe); an existing run there is resumed;
                           one coordinator per dir (run.lock)
   --allow-origin <url>    also accept browser pages from this origin (repeatable; default: loopback and
@@ -117,6 +118,7 @@ export function serveConfig(argv: string[]) {
     ...opt("clipFactor", knob("clip-factor")),
     ...opt("maxHold", knob("max-hold")),
     ...opt("zeroUsage", knob("zero-usage")),
+    ...opt("qDecay", knob("q-decay")),
     ...opt(
       "pruneAfterSec",
       values["prune-after"] === undefined ? undefined : numFlag("prune-after", values["prune-after"], 0, 0, 10 * 365 * 86_400),

@@ -32,7 +32,7 @@ export function runArgs(run: RunSpec): string[] {
   if (run.attack) throw new Error("runArgs: attack runs are not expressible on the experiment command line");
   if (run.runId !== undefined) throw new Error("runArgs: a custom runId is not expressible on the experiment command line");
   // The values the simulator resolves, not a second copy of its defaults.
-  const { aggregation: agg, maxHold, zeroUsage } = runEngineConfig(run);
+  const { aggregation: agg, maxHold, zeroUsage, qDecay } = runEngineConfig(run);
   const args: [string, string | number][] = [
     ["dataset", run.data.dataset],
     ["partition", run.partition],
@@ -61,6 +61,7 @@ export function runArgs(run: RunSpec): string[] {
     ["clip-factor", agg.clipFactor],
     ["max-hold", maxHold ?? 0],
     ["zero-usage", zeroUsage ?? "keep"],
+    ["q-decay", qDecay ?? 0],
   ];
   const out = args.flatMap(([k, v]) => [`--${k}`, String(v)]);
   if (run.data.fashionDir !== undefined) out.push("--fashion-dir", run.data.fashionDir);

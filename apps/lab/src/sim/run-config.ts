@@ -21,6 +21,7 @@ export function runEngineConfig(run: RunSpec): EngineConfig {
     },
     maxHold: run.maxHold ?? 0,
     zeroUsage: run.zeroUsage ?? "keep",
+    qDecay: run.qDecay ?? 0,
   };
 }
 

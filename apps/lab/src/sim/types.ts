@@ -51,6 +51,8 @@ export interface RunSpec {
   maxHold?: number;
   /** The engine's zero-usage rule. @default "keep" */
   zeroUsage?: "keep" | "zero";
+  /** The engine's qDecay (exploration). @default 0 */
+  qDecay?: number;
   /** The run's id, which seeds the clients' own streams (gate, shuffles); default `sim-<seed>`. */
   runId?: string;
 }

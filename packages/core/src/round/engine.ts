@@ -45,6 +45,11 @@ export interface EngineConfig {
    * limit). Self-reported feedback cannot buy an expert indefinitely, and a frozen assignment is revisited.
    */
   readonly maxHold?: number;
+  /**
+   * Per round, the Q of each answering client's unassigned experts moves this fraction of the way back
+   * to q0 (exploration of stale pairs; 0 = off). @default 0
+   */
+  readonly qDecay?: number;
   /** Q of an assigned expert that got no routed sample: kept, or scored 0. @default "keep" */
   readonly zeroUsage?: ZeroUsageRule;
 }
@@ -334,6 +339,7 @@ export function settleRound(
       fitness: config.fitness,
       ...(config.zeroUsage && { zeroUsage: config.zeroUsage }),
     });
+    fitness.decayUnassigned(u.clientId, heldBy(plan, u.clientId) ?? [], config.qDecay ?? 0);
   }
   const totalSlots = plan.load.reduce((a, b) => a + b, 0);
   const deficit = updateDeficit(state.deficit, plan.load, totalSlots);
