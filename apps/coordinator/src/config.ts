@@ -61,7 +61,7 @@ export interface CoordinatorConfig {
    * per-expert feedback it uploads (docs/protocol.md, "Feedback").
    * @default { epochs: DEFAULT_EPOCHS (5), batchSize: 32, learningRate: 0.005, feedback: "pre" }
    */
-  training?: { epochs?: number; batchSize?: number; learningRate?: number; feedback?: FeedbackMode };
+  training?: { epochs?: number; batchSize?: number; learningRate?: number; feedback?: FeedbackMode; balance?: number };
   /** Wire precision for model frames sent to clients. @default "float32" */
   wireDType?: "float32" | "float16";
   /** Seed for partitioning, initial weights and random strategies. @default 1 */
@@ -118,6 +118,7 @@ export interface ResolvedConfig {
     readonly batchSize: number;
     readonly learningRate: number;
     readonly feedback: FeedbackMode;
+    readonly balance: number;
   };
   readonly wireDType: "float32" | "float16";
   readonly seed: number;
@@ -147,6 +148,8 @@ export const DEFAULT_MAX_HOLD = 6;
 export const DEFAULT_EPOCHS = 5;
 /** docs/results/ablations.md has the measurement behind it. */
 export const DEFAULT_ZERO_USAGE: ZeroUsageRule = "zero";
+/** Off until an ablation says otherwise (docs/results/ablations.md). */
+export const DEFAULT_BALANCE = 0;
 /** Off until an ablation says otherwise (docs/results/ablations.md). */
 export const DEFAULT_Q_DECAY = 0;
 
@@ -201,6 +204,7 @@ export function resolveConfig(c: CoordinatorConfig = {}): ResolvedConfig {
       batchSize: int("batch-size", c.training?.batchSize ?? 32, 1, 4096),
       learningRate: num("lr", c.training?.learningRate ?? 0.005, 1e-7, 10),
       feedback: oneOf("feedback", c.training?.feedback ?? "pre", FEEDBACK_MODES),
+      balance: num("balance", c.training?.balance ?? DEFAULT_BALANCE, 0, 10),
     }),
     wireDType: oneOf("wire", c.wireDType ?? "float32", ["float32", "float16"]),
     seed: int("seed", c.seed ?? 1, 0, 2 ** 32 - 1),

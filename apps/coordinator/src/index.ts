@@ -5,6 +5,7 @@ export {
   DEFAULT_MAX_HOLD,
   DEFAULT_ZERO_USAGE,
   DEFAULT_Q_DECAY,
+  DEFAULT_BALANCE,
   resolveConfig,
   type CoordinatorConfig,
   type ResolvedConfig,

@@ -47,6 +47,10 @@ export const KNOBS = {
     help: "consecutive rounds a client may hold one expert before leaving it for a round, 0 = no limit",
     spec: int(0, 1_000_000),
   },
+  balance: {
+    help: "weight of a Switch-style load-balancing term on each client's gate over its experts, 0 = off",
+    spec: num(0, 10),
+  },
   "q-decay": {
     help: "per round, move Q of each client's unassigned experts this fraction back to q0 (exploration), 0 = off",
     spec: num(0, 1),

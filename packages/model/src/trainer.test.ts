@@ -2,7 +2,7 @@ import { beforeAll, describe, expect, it } from "vitest";
 import * as tf from "@tensorflow/tfjs";
 import { createRng, type LabeledSet, type NamedTensor } from "@flexmoe/core";
 import { initBackbone, initExpert, initGate, modelSpec, type ModelSpec, type Preset } from "./spec.ts";
-import { MoeTrainer } from "./trainer.ts";
+import { balanceTerm, MoeTrainer } from "./trainer.ts";
 import { conv3x3Same, convImplFor, type ConvImpl } from "./model.ts";
 
 beforeAll(async () => {
@@ -307,5 +307,51 @@ describe("conv3x3Same", () => {
     expect(dxDiff).toBeLessThan(1e-5 * (dxMax ?? 1));
     expect(dkDiff).toBeLessThan(1e-5 * (dkMax ?? 1));
     expect(tf.memory().numTensors).toBe(before);
+  });
+});
+
+describe("the gate's balance term", () => {
+  it("is 1 for an even spread of top choices and k when one expert takes every sample", () => {
+    const value = (rows: number[][]) => tf.tidy(() => balanceTerm(tf.tensor2d(rows)).dataSync()[0]!);
+    expect(
+      value([
+        [0.9, 0.1],
+        [0.1, 0.9],
+      ]),
+    ).toBeCloseTo(1, 6);
+    expect(
+      value([
+        [1, 0],
+        [1, 0],
+      ]),
+    ).toBeCloseTo(2, 6);
+    expect(
+      value([
+        [0.7, 0.2, 0.1],
+        [0.6, 0.3, 0.1],
+      ]),
+    ).toBeCloseTo(3 * 0.65, 6);
+  });
+
+  it("reaches the gate's gradient: the same seed trains another gate with it, without leaking tensors", async () => {
+    const spec = modelSpec("dense", 4);
+    const w = initial(spec, 3);
+    const data = toyData(64, 5);
+    const gateAfter = async (balance: number) => {
+      const t = new MoeTrainer(spec);
+      t.load(w.backbone, w.pick([0, 1]), w.gate);
+      const u = await t.train(data, { ...opts(9, 2), balance });
+      t.dispose();
+      return u.gate.flatMap((g) => Array.from(g.data));
+    };
+    const before = tf.memory().numTensors;
+    const plain = await gateAfter(0);
+    const balanced = await gateAfter(2);
+    expect(tf.memory().numTensors).toBe(before);
+    expect(Math.max(...plain.map((v, i) => Math.abs(v - balanced[i]!)))).toBeGreaterThan(1e-4);
+    const t = new MoeTrainer(spec);
+    t.load(w.backbone, w.pick([0, 1]), w.gate);
+    await expect(t.train(data, { ...opts(9), balance: -1 })).rejects.toThrow(/balance/);
+    t.dispose();
   });
 });

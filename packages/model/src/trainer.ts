@@ -21,6 +21,11 @@ export interface TrainOptions {
    * model after training. @default "pre"
    */
   feedback?: FeedbackMode;
+  /**
+   * Weight of a Switch-style balance term on the gate (k * sum_j f_j P_j over the assigned experts):
+   * it pushes the personal gate to spread samples over the experts it holds. @default 0 (off)
+   */
+  balance?: number;
   /** Samples processed so far and in total (epochs * n), after each batch. */
   onProgress?: (done: number, total: number) => void;
   /** Called between batches so the browser page stays responsive. */
@@ -182,6 +187,8 @@ export class MoeTrainer {
     if (!Number.isInteger(batchSize) || batchSize < 1) throw new RangeError(`batchSize must be a positive integer, got ${batchSize}`);
     if (!(learningRate > 0)) throw new RangeError(`learningRate must be > 0, got ${learningRate}`);
     if (mode !== "pre" && mode !== "during" && mode !== "post") throw new RangeError(`unknown feedback mode '${String(mode)}'`);
+    const balance = opts.balance ?? 0;
+    if (!(Number.isFinite(balance) && balance >= 0)) throw new RangeError(`balance must be a finite number >= 0, got ${balance}`);
 
     this.busy = true;
     try {
@@ -213,6 +220,7 @@ export class MoeTrainer {
    */
   private async fit(data: LabeledSet, opts: TrainOptions, during: Tally | null): Promise<number> {
     const { epochs, batchSize, learningRate } = opts;
+    const balance = opts.balance ?? 0;
     const optimizer = this.optimizerKind === "sgd" ? tf.train.sgd(learningRate) : tf.train.adam(learningRate);
     try {
       const vars = this.model.trainableVariables();
@@ -238,7 +246,7 @@ export class MoeTrainer {
                   const { probs, gates } = this.model.forward(x, true);
                   // Kept past minimize's own tidy; off the loss's path, so no gradient flows through it.
                   if (tally) kept.stats = tf.keep(tf.concat([probs, gates], 1));
-                  return nll(probs, y);
+                  return balance > 0 ? tf.add(nll(probs, y), tf.mul(balance, balanceTerm(gates))) : nll(probs, y);
                 },
                 true,
                 vars,
@@ -363,4 +371,16 @@ export class MoeTrainer {
   private ensureIdle(): void {
     if (this.busy) throw new Error("MoeTrainer: busy training");
   }
+}
+
+/**
+ * Switch Transformer's auxiliary load-balancing loss over the k assigned experts: k * sum_j f_j P_j,
+ * with f_j the batch's share of samples whose top gate choice is j (no gradient: argMax and oneHot
+ * have zero gradients) and P_j the mean gate weight of j. It is 1 when the gate spreads evenly.
+ */
+export function balanceTerm(gates: tf.Tensor2D): tf.Scalar {
+  const k = gates.shape[1];
+  const P = tf.mean(gates, 0);
+  const f = tf.mean(tf.cast(tf.oneHot(tf.argMax(gates, 1), k), "float32"), 0);
+  return tf.mul(k, tf.sum(tf.mul(f, P)));
 }

@@ -26,6 +26,7 @@ const trainingSchema = z.object({
   batchSize: count,
   learningRate: finite,
   feedback: z.enum(FEEDBACK_MODES),
+  balance: z.number().finite().min(0).optional(),
 });
 
 const summarySchema = z.object({

@@ -46,6 +46,7 @@ export const EXPERIMENT_DEFAULTS = {
   maxHold: resolveConfig().maxHold,
   zeroUsage: resolveConfig().zeroUsage,
   qDecay: resolveConfig().qDecay,
+  balance: resolveConfig().training.balance,
 };
 
 export const QUICK = {
@@ -92,6 +93,7 @@ const HELP = `usage: flexmoe experiment [options]
   --clip-factor <x>       adaptive clipping: x times the round's lower-median delta norm, 0 = off (default ${D.clipFactor}, as serve)
   --max-hold <n>          rounds a client may hold one expert in a row, 0 = no limit (default ${D.maxHold}, as serve)
   --zero-usage <r>        keep | zero: Q of an assigned expert that got no routed sample (default ${D.zeroUsage}, as serve)
+  --balance <x>           weight of a Switch-style balance term on each client's gate, 0 = off (default ${D.balance}, as serve)
   --q-decay <x>           per round, unassigned experts' Q moves this fraction back to q0, 0 = off (default ${D.qDecay}, as serve)
   --workers <n>           parallel worker processes (default: CPU cores, at most 2)
   --fashion-dir <dir>     Fashion-MNIST IDX folder (default $FLEXMOE_FASHION_DIR or ${FASHION_MNIST_DIR})
@@ -188,6 +190,7 @@ export async function runExperiment(argv: string[]): Promise<number> {
         "max-hold": { type: "string" },
         "zero-usage": { type: "string" },
         "q-decay": { type: "string" },
+        balance: { type: "string" },
         workers: { type: "string" },
         "fashion-dir": { type: "string" },
         out: { type: "string" },
@@ -287,6 +290,7 @@ export async function runExperiment(argv: string[]): Promise<number> {
       maxHold: knob("max-hold", D.maxHold),
       zeroUsage: knob("zero-usage", D.zeroUsage),
       qDecay: knob("q-decay", D.qDecay),
+      balance: knob("balance", D.balance),
     };
 
     const runs: RunSpec[] = [];
@@ -328,6 +332,7 @@ export async function runExperiment(argv: string[]): Promise<number> {
         ["load-bound slack", String(common.slack)],
         ["zero-usage rule", common.zeroUsage],
         ["Q decay to q0 (unassigned)", String(common.qDecay)],
+        ["gate balance term", String(common.balance)],
         ["hold limit", common.maxHold > 0 ? `${common.maxHold} consecutive rounds per client and expert` : "none"],
         ["seeds", seedList.length === 1 ? String(seedList[0]) : `0..${seedList.length - 1}`],
         ["samples per client", `${samplesPerClient} (${Math.round(common.testFraction * 100)}% held out for the personalized accuracy)`],

@@ -62,6 +62,7 @@ export function runArgs(run: RunSpec): string[] {
     ["max-hold", maxHold ?? 0],
     ["zero-usage", zeroUsage ?? "keep"],
     ["q-decay", qDecay ?? 0],
+    ["balance", trainingOf(run).balance ?? 0],
   ];
   const out = args.flatMap(([k, v]) => [`--${k}`, String(v)]);
   if (run.data.fashionDir !== undefined) out.push("--fashion-dir", run.data.fashionDir);

@@ -27,5 +27,11 @@ export function runEngineConfig(run: RunSpec): EngineConfig {
 
 /** The local training knobs of a run (what the coordinator sends in round:started). */
 export function trainingOf(run: RunSpec): TrainingConfig {
-  return { epochs: run.localEpochs, batchSize: run.batchSize, learningRate: run.learningRate, feedback: run.feedback ?? "pre" };
+  return {
+    epochs: run.localEpochs,
+    batchSize: run.batchSize,
+    learningRate: run.learningRate,
+    feedback: run.feedback ?? "pre",
+    balance: run.balance ?? 0,
+  };
 }

@@ -37,6 +37,8 @@ export interface RunSpec {
   fitness: "acc" | "loss";
   /** When the clients measure their per-expert feedback. @default "pre" (the coordinator's default) */
   feedback?: FeedbackMode;
+  /** The gate's balance term weight (TrainingConfig.balance). @default 0 */
+  balance?: number;
   alphaL: number;
   beta: number;
   q0: number;

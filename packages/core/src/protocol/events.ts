@@ -12,6 +12,12 @@ export interface TrainingConfig {
   learningRate: number;
   /** When the client measures the per-expert feedback it uploads (docs/protocol.md, "Feedback"). */
   feedback: FeedbackMode;
+  /**
+   * Weight of a Switch-style load-balancing term on the client's gate over its assigned experts,
+   * balance * k * sum_j f_j P_j (f_j: the batch's share of top choices, P_j: its mean gate weight);
+   * absent or 0 = off (docs/protocol.md, "Training").
+   */
+  balance?: number;
 }
 
 export interface JoinInfo {
