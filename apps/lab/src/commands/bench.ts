@@ -12,11 +12,12 @@ import type { BenchContext } from "../bench/common.ts";
 import { benchCluster, type ClusterResult } from "../bench/cluster.ts";
 import { benchCoordinator, type CoordinatorResult } from "../bench/coordinator.ts";
 import { benchProbe, type ProbeResult } from "../bench/probe.ts";
+import { benchSim, type SimResult } from "../bench/sim.ts";
 import { benchSolver, type SolverRow } from "../bench/solver.ts";
 import { formatBytes, formatTable } from "../bench/stats.ts";
 import { benchWire, type WireResult } from "../bench/wire.ts";
 
-const SECTIONS = ["solver", "aggregation", "wire", "browser", "probe", "coordinator", "cluster", "bundle"] as const;
+const SECTIONS = ["solver", "aggregation", "wire", "browser", "probe", "coordinator", "cluster", "bundle", "sim"] as const;
 type Section = (typeof SECTIONS)[number];
 
 const HELP = `usage: flexmoe bench [options]
@@ -42,6 +43,8 @@ export interface BenchReport {
   probe?: ProbeResult;
   coordinator?: CoordinatorResult;
   cluster?: ClusterResult;
+  /** The simulator's training samples per second against the trainer's own. */
+  sim?: SimResult;
   bundle?: BundleResult;
   errors: { section: Section; message: string }[];
 }
@@ -124,6 +127,7 @@ export async function runBench(argv: string[]): Promise<number> {
   await run("coordinator", async () => void (report.coordinator = await benchCoordinator(ctx)));
   await run("cluster", async () => void (report.cluster = await benchCluster(ctx)));
   await run("bundle", async () => void (report.bundle = await benchBundle(ctx)));
+  await run("sim", async () => void (report.sim = await benchSim(ctx)));
   report.durationMs = Math.round(performance.now() - t0);
   ctx.progress(`done in ${(report.durationMs / 1000).toFixed(1)} s`);
 
@@ -320,6 +324,13 @@ export function formatReport(r: BenchReport): string {
         ["file", "kind", "gzip", "raw", "initial for"],
         b.files.map((f) => [f.file, f.kind, kb(f.gzipBytes), kb(f.bytes), f.initialFor.join(", ") || "-"]),
       ),
+    );
+  }
+  if (r.sim) {
+    const m = r.sim;
+    out.push(
+      `\nSimulator (${m.preset} preset, WASM, ${m.clients} clients x ${m.rounds} rounds, ${m.epochs} local epoch; ratio = simulated / MoeTrainer.train alone)`,
+      formatTable(["simulated samples/s", "trainer samples/s", "ratio"], [[m.simSamplesPerSec, m.trainerSamplesPerSec, m.ratio]]),
     );
   }
   for (const e of r.errors) out.push(`\n${e.section} FAILED: ${e.message}`);
