@@ -7,18 +7,24 @@
  */
 import {
   admitUpdate,
+  aggregateOptionsOf,
   applyRound,
   assignRng,
   clientTensors,
+  combinePartials,
   compareClientIds,
   encodeTensors,
   ErrorCode,
   forgetClients,
   initialState,
+  PartialAccumulator,
   planRound,
   protocolError,
+  settleRound,
+  streams,
   streamRng,
   type AckResult,
+  type ClientReport,
   type ClientUpdate,
   type EngineConfig,
   type EngineState,
@@ -67,7 +73,15 @@ interface LiveRound {
   plan: RoundPlan;
   startedAt: number;
   awaiting: Set<string>;
+  /** Held updates, for rules that need all of them at the close; empty when `acc` folds them. */
   updates: ClientUpdate[];
+  /**
+   * The mean (with at most fixed clipping) streams: each accepted update is added here when it arrives
+   * and dropped, so the close is one pass over the model, not over every update.
+   */
+  acc: PartialAccumulator | null;
+  /** Every accepted update's bookkeeping (Q, metrics), in arrival order. */
+  reports: ClientReport[];
   answered: Set<string>;
   timer: TimerHandle;
 }
@@ -110,6 +124,19 @@ export function engineConfigOf(c: ResolvedConfig): EngineConfig {
     maxHold: c.maxHold,
     zeroUsage: c.zeroUsage,
     qDecay: c.qDecay,
+  };
+}
+
+/** An update's bookkeeping without its weights. */
+export function reportOf(u: ClientUpdate): ClientReport {
+  return {
+    clientId: u.clientId,
+    numSamples: u.numSamples,
+    feedback: u.feedback,
+    evalAccuracy: u.evalAccuracy,
+    evalLoss: u.evalLoss,
+    evalSamples: u.evalSamples,
+    trainLoss: u.trainLoss,
   };
 }
 
@@ -370,11 +397,14 @@ export class Federation {
       engineConfigOf(this.cfg),
       assignRng(this.cfg.seed, round),
     );
+    const aggregation = aggregateOptionsOf(engineConfigOf(this.cfg));
     this.live = {
       plan,
       startedAt: this.deps.clock.now(),
       awaiting: new Set(plan.participants),
       updates: [],
+      acc: streams(aggregation) ? new PartialAccumulator(this.state.backbone, this.state.experts, aggregation) : null,
+      reports: [],
       answered: new Set(),
       timer: this.deps.clock.timeout(this.cfg.roundTimeoutMs, () => this.closeRound("timeout")),
     };
@@ -430,7 +460,10 @@ export class Federation {
       }
       return admitted;
     }
-    live.updates.push(admitted.value);
+    const u = admitted.value;
+    if (live.acc) live.acc.add({ backbone: u.backbone, numSamples: u.numSamples, experts: u.experts });
+    else live.updates.push(u);
+    live.reports.push(reportOf(u));
     live.answered.add(clientId);
     live.awaiting.delete(clientId);
     if (live.awaiting.size === 0) this.closeRound("complete");
@@ -449,18 +482,27 @@ export class Federation {
       if (c) c.ready = false;
     }
     // Below quorum (or nobody answered): nothing is applied, not even the deficits; the round is redone.
-    if (live.updates.length < Math.max(1, this.cfg.quorum)) {
+    if (live.reports.length < Math.max(1, this.cfg.quorum)) {
       this.log.warn(
-        { round: live.plan.round, reason, received: live.updates.length, quorum: this.cfg.quorum },
+        { round: live.plan.round, reason, received: live.reports.length, quorum: this.cfg.quorum },
         "round abandoned (below quorum); it will be redone",
       );
       this.phaseValue = this.pausedValue ? "paused" : "waiting";
       this.maybeStart();
       return;
     }
-    const applied = applyRound(this.state, live.plan, live.updates, engineConfigOf(this.cfg));
+    const engine = engineConfigOf(this.cfg);
+    const applied = live.acc
+      ? settleRound(
+          this.state,
+          live.plan,
+          live.reports,
+          combinePartials(this.state.backbone, this.state.experts, [live.acc.finish()], "mean"),
+          engine,
+        )
+      : applyRound(this.state, live.plan, live.updates, engine);
     const record: RoundRecord = { ...applied.record, startedAt: live.startedAt, closedAt: this.deps.clock.now(), reason };
-    for (const u of live.updates) {
+    for (const u of live.reports) {
       const c = this.clients.get(u.clientId);
       if (c) {
         c.lastRound = record.round;

@@ -33,7 +33,7 @@ import type { Redis } from "ioredis";
 import type { Clock, TimerHandle } from "../clock.ts";
 import type { ResolvedConfig } from "../config.ts";
 import type { ShardStore } from "../data/shards.ts";
-import { engineConfigOf } from "../federation.ts";
+import { engineConfigOf, reportOf } from "../federation.ts";
 import type { ClientEndpoint } from "../handlers/client.handlers.ts";
 import type { Logger } from "../logger.ts";
 import { Bus, StreamReader } from "./bus.ts";
@@ -314,15 +314,7 @@ export class Edge implements ClientEndpoint {
     }
     const u = admitted.value;
     live.acc.add({ backbone: u.backbone, numSamples: u.numSamples, experts: u.experts });
-    live.reports.push({
-      clientId,
-      numSamples: u.numSamples,
-      feedback: u.feedback,
-      evalAccuracy: u.evalAccuracy,
-      evalLoss: u.evalLoss,
-      evalSamples: u.evalSamples,
-      trainLoss: u.trainLoss,
-    });
+    live.reports.push(reportOf(u));
     live.answered.add(clientId);
     live.awaiting.delete(clientId);
     if (live.awaiting.size === 0) void this.flush(live);

@@ -24,6 +24,11 @@ export const CLIENTS_PER_WORKER = 500;
 export interface CoordinatorLevel {
   clients: number;
   experts: number;
+  /**
+   * The mean without adaptive clipping (`--clip-factor 0`): updates are folded in as they arrive and
+   * not held. Otherwise the default (adaptive clipping), which holds every update until the close.
+   */
+  streamed: boolean;
   /** All rounds closed with every client participating, within the time limit. */
   ok: boolean;
   error?: string;
@@ -68,6 +73,11 @@ export interface CoordinatorResult {
   rssBytesPerExpert: number | null;
   /** The coordinator's CPU ms per client per round at the largest count that completed. */
   cpuMsPerClientRound: number | null;
+  /**
+   * Round-close time at the largest count over the smallest, held (default) and streamed (the mean
+   * folded on arrival): flat in clients is 1.
+   */
+  closeGrowth: { held: number | null; streamed: number | null; counts: [number, number] };
 }
 
 let ticks: number | undefined;
@@ -184,10 +194,18 @@ async function readProfile(dir: string, w: { from: number; to: number }): Promis
   }
 }
 
-async function runLevel(ctx: BenchContext, clients: number, experts: number, rounds: number, limitMs: number): Promise<CoordinatorLevel> {
+async function runLevel(
+  ctx: BenchContext,
+  clients: number,
+  experts: number,
+  rounds: number,
+  limitMs: number,
+  streamed = false,
+): Promise<CoordinatorLevel> {
   const level: CoordinatorLevel = {
     clients,
     experts,
+    streamed,
     ok: false,
     rounds: 0,
     roundMs: null,
@@ -227,6 +245,7 @@ async function runLevel(ctx: BenchContext, clients: number, experts: number, rou
         "16",
         "--max-samples",
         "200",
+        ...(streamed ? ["--clip-factor", "0"] : []),
       ],
       dataDir,
       // A 1 ms sampling profile, written when the process exits (SIGTERM: graceful shutdown).
@@ -353,15 +372,27 @@ export async function benchCoordinator(ctx: BenchContext): Promise<CoordinatorRe
       break;
     }
   }
+  for (const n of counts) {
+    ctx.progress(`coordinator: ${n} clients, ${rounds} rounds, the streamed mean (--clip-factor 0)`);
+    const level = await runLevel(ctx, n, 8, rounds, limitMs, true);
+    levels.push(level);
+    if (!level.ok) break;
+  }
+  const growth = (streamed: boolean): number | null => {
+    const at = (n: number) => levels.find((l) => l.ok && l.experts === 8 && l.streamed === streamed && l.clients === n)?.closeMs ?? null;
+    const lo = at(counts[0]!);
+    const hi = at(counts[counts.length - 1]!);
+    return lo && hi ? sig(hi / lo, 3) : null;
+  };
   let rssBytesPerExpert: number | null = null;
   if (!ctx.quick) {
-    const base = levels.find((l) => l.clients === 200 && l.ok);
+    const base = levels.find((l) => l.clients === 200 && l.ok && !l.streamed);
     ctx.progress("coordinator: 200 clients with 64 experts (memory per expert)");
     const wide = await runLevel(ctx, 200, 64, rounds, limitMs);
     levels.push(wide);
     if (base?.peakRssBytes && wide.ok && wide.peakRssBytes) rssBytesPerExpert = sig((wide.peakRssBytes - base.peakRssBytes) / (64 - 8));
   }
-  const ok8 = levels.filter((l) => l.ok && l.experts === 8);
+  const ok8 = levels.filter((l) => l.ok && l.experts === 8 && !l.streamed);
   const best = ok8[ok8.length - 1];
   const pts = ok8.filter((l) => l.roundMs !== null).map((l) => ({ x: l.clients, y: l.roundMs as number }));
   const mem = ok8.filter((l) => l.peakRssBytes !== null).map((l) => ({ x: l.clients, y: l.peakRssBytes as number }));
@@ -377,5 +408,6 @@ export async function benchCoordinator(ctx: BenchContext): Promise<CoordinatorRe
     rssSlopeBytesPerClient: Number.isFinite(sm) ? sig(sm) : null,
     rssBytesPerExpert,
     cpuMsPerClientRound: best?.cpuMsPerClientRound ?? null,
+    closeGrowth: { held: growth(false), streamed: growth(true), counts: [counts[0]!, counts[counts.length - 1]!] },
   };
 }

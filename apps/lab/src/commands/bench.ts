@@ -237,6 +237,7 @@ export function formatReport(r: BenchReport): string {
         [
           "clients",
           "experts",
+          "aggregation",
           "ok",
           "rounds",
           "round ms",
@@ -251,6 +252,7 @@ export function formatReport(r: BenchReport): string {
         c.levels.map((l) => [
           l.clients,
           l.experts,
+          l.streamed ? "streamed mean" : "held (adaptive clip)",
           l.ok,
           l.rounds,
           l.roundMs,
@@ -264,7 +266,10 @@ export function formatReport(r: BenchReport): string {
         ]),
       ),
     );
-    const prof = [...c.levels].reverse().find((l) => l.ok && l.profile !== null);
+    out.push(
+      `round close at ${c.closeGrowth.counts[1]} clients / at ${c.closeGrowth.counts[0]}: held ${c.closeGrowth.held ?? "-"}, streamed ${c.closeGrowth.streamed ?? "-"} (flat in clients = 1)`,
+    );
+    const prof = [...c.levels].reverse().find((l) => l.ok && l.profile !== null && !l.streamed);
     if (prof?.profile) {
       out.push(
         `\nWhere the coordinator's CPU went at ${prof.clients} clients (sampled self time over the rounds, ${Math.round(prof.profile.busyMs)} ms busy)`,

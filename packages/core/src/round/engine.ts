@@ -7,7 +7,7 @@
  *   applyRound: the participants' updates -> aggregated backbone and experts, Q (EMA), deficit,
  *               cumulative routed load, and one round record
  */
-import { aggregateRound, type AggregateOptions, type AggregatedRound } from "../aggregation/aggregate.ts";
+import { aggregateRound, type AggregateOptions, type AggregatedRound, type ClientRoundUpdate } from "../aggregation/aggregate.ts";
 import type { RuleRegistry } from "../aggregation/registry.ts";
 import { updateDeficit } from "../assignment/bounds.ts";
 import { objectiveOf } from "../assignment/common.ts";
@@ -20,6 +20,7 @@ import type { DashboardRound } from "../protocol/events.ts";
 import { streamRng, type Rng } from "../rng.ts";
 import type { ExpertFeedback, NamedTensor } from "../types.ts";
 import type { ExpertTensors } from "./layout.ts";
+import { combinePartials, PartialAccumulator, streams } from "./partial.ts";
 
 /** The knobs of the round itself (the drivers add their own: timeouts, quorum, training). */
 export interface EngineConfig {
@@ -308,13 +309,19 @@ export function applyRound(
         `round ${plan.round}: ${u.clientId} sent experts [${u.experts.map((x) => x.expert).join(",")}], holds [${held.join(",")}]`,
       );
   }
-  const next = aggregateRound(
-    state.backbone,
-    state.experts,
-    sorted.map((u) => ({ backbone: u.backbone, numSamples: u.numSamples, experts: u.experts })),
-    aggregateOptionsOf(config, registries.rules),
-  );
+  const opts = aggregateOptionsOf(config, registries.rules);
+  const folded = sorted.map((u) => ({ backbone: u.backbone, numSamples: u.numSamples, experts: u.experts }));
+  // The mean (with at most fixed clipping) goes through the same fold a streaming receiver uses, so a
+  // coordinator that adds each update as it arrives computes what this computes.
+  const next = streams(opts) ? streamedMean(state, folded, opts) : aggregateRound(state.backbone, state.experts, folded, opts);
   return settleRound(state, plan, sorted, next, config);
+}
+
+/** The weighted mean by {@link PartialAccumulator}: float64 sums, one pass per update. */
+function streamedMean(state: EngineState, updates: readonly ClientRoundUpdate[], opts: AggregateOptions): AggregatedRound {
+  const acc = new PartialAccumulator(state.backbone, state.experts, opts);
+  for (const u of updates) acc.add(u);
+  return combinePartials(state.backbone, state.experts, [acc.finish()], "mean");
 }
 
 /**
