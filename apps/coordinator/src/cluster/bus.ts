@@ -24,6 +24,8 @@ export function clusterKeys(prefix: string) {
     ident: (id: string) => `${prefix}:ident:${id}`,
     /** The run's id and applied rounds (JSON), what a join answers. */
     run: `${prefix}:run`,
+    /** The leader's view for operators (JSON): epoch, phase, the open round, the last rounds. */
+    status: `${prefix}:status`,
     /** Counter of client ids. */
     seq: `${prefix}:seq`,
     /** Hash client id -> {"edge","capacity"} of clients ready for a round. */

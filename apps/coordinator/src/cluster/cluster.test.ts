@@ -110,6 +110,14 @@ describe("cluster: one leader, two edges, real Redis", () => {
       // Both edges took part in every round (participants were split across them).
       expect(clients.every((c) => c.rounds.length === ROUNDS)).toBe(true);
       await until(() => clients.every((c) => c.closed.length >= ROUNDS), 5_000, "round summaries on both edges");
+      // Any edge shows the leader's view of the run.
+      const status = (await (await fetch(`${urls[1]}/api/status`)).json()) as {
+        edge: string;
+        cluster: { round: number; history: { participants: number }[] };
+      };
+      expect(status.edge).toBe("e2");
+      expect(status.cluster.round).toBe(ROUNDS);
+      expect(status.cluster.history.map((h) => h.participants)).toEqual([CLIENTS, CLIENTS, CLIENTS]);
 
       const one = await fixture.start({ config: base, seed: 7 });
       for (let i = 0; i < CLIENTS; i++) await fixture.track(one.client(clientOpts(i))).join();

@@ -27,6 +27,7 @@ import {
 } from "../guard.ts";
 import { clientRoom, createClientHandlers, type FlexSocket } from "../handlers/client.handlers.ts";
 import { staticPage } from "../static.ts";
+import { clusterKeys } from "./bus.ts";
 import { Edge, type EdgeDeps } from "./edge.ts";
 
 export interface EdgeAppDeps extends Omit<EdgeDeps, "send" | "broadcast" | "endSession"> {
@@ -91,8 +92,16 @@ export function createEdgeApp(deps: EdgeAppDeps): EdgeApp {
     if (originAllowed(req.get("origin"))) return next();
     res.status(403).json({ ok: false, error: { code: "UNAUTHORIZED", message: "origin not allowed" } });
   });
-  web.get("/api/status", (_req, res) => {
-    res.json({ edge: edge.id, clients: edge.clients, currentRound: edge.roundOpen });
+  web.get("/api/status", (_req, res, next) => {
+    deps.redis.get(clusterKeys(deps.prefix).status).then((raw) => {
+      let cluster: unknown = null;
+      try {
+        cluster = raw ? JSON.parse(raw) : null;
+      } catch {
+        cluster = null;
+      }
+      res.json({ edge: edge.id, clients: edge.clients, currentRound: edge.roundOpen, cluster });
+    }, next);
   });
   web.get("/api/shard/:token", (req, res, next) => {
     edge.shardOf(req.params.token).then((shard) => {

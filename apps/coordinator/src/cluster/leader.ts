@@ -285,6 +285,7 @@ export class Leader {
     await this.deps.redis.set(k.open, JSON.stringify(msg));
     await this.bus.publish(k.ctl, msg);
     this.log.info({ round, epoch: this.epochValue, participants: plan.participants.length, edges, load: plan.load }, "round opened");
+    await this.publishStatus();
   }
 
   private async close(reason: RoundRecord["reason"]): Promise<void> {
@@ -355,11 +356,39 @@ export class Leader {
     this.kick();
   }
 
+  /** What an edge's /api/status shows of the run (bounded: the last 100 rounds). */
+  private async publishStatus(): Promise<void> {
+    const s = this.state;
+    if (!s) return;
+    const status = {
+      leader: this.id,
+      epoch: this.epochValue,
+      runId: s.runId,
+      round: s.round,
+      currentRound: this.open?.plan.round ?? null,
+      participants: this.open?.plan.participants.length ?? null,
+      edges: this.open ? [...this.open.edges] : [],
+      history: s.history.slice(-100).map((h) => ({
+        round: h.round,
+        participants: h.participants,
+        durationMs: h.closedAt - h.startedAt,
+        accuracy: h.accuracy,
+        loss: h.loss,
+        load: h.load,
+        cv: h.cv,
+        reason: h.reason,
+      })),
+    };
+    await this.deps.redis.set(this.bus.keys.status, JSON.stringify(status));
+  }
+
   /** Writes the checkpoint while this leader's epoch is current; false (and stops) when it is not. */
   private async commit(state: FederationState): Promise<boolean> {
     const bytes = encodeCheckpoint(checkpointOf(state, [], this.deps.config, this.deps.clock.now()));
     if (await this.bus.fencedSet(this.bus.keys.checkpoint, this.epochValue, bytes)) {
       await this.deps.redis.set(this.bus.keys.run, JSON.stringify({ runId: state.runId, round: state.round }));
+      this.state = state;
+      await this.publishStatus();
       return true;
     }
     this.lose("the epoch moved on (a newer leader)");
