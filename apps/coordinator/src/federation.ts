@@ -492,6 +492,8 @@ export class Federation {
       return;
     }
     const engine = engineConfigOf(this.cfg);
+    // The close's own cost (aggregation or the streamed sums' division, and the engine's bookkeeping).
+    const t0 = this.deps.clock.now();
     const applied = live.acc
       ? settleRound(
           this.state,
@@ -512,7 +514,15 @@ export class Federation {
     this.state = { ...applied.state, runId: this.state.runId, history: [...this.state.history, record] };
     this.deps.onRoundClosed?.(record, this.run());
     this.log.info(
-      { round: record.round, reason, participants: record.participants, accuracy: record.accuracy, cv: record.cv },
+      {
+        round: record.round,
+        reason,
+        participants: record.participants,
+        accuracy: record.accuracy,
+        cv: record.cv,
+        applyMs: record.closedAt - t0,
+        streamed: live.acc !== null,
+      },
       "round closed",
     );
     this.deps.broadcast(summaryOf(record));

@@ -42,6 +42,8 @@ export interface CoordinatorLevel {
    */
   closeMs: number | null;
   closeMsAll: number[];
+  /** Median of the coordinator's own close (aggregation and the engine's apply), from its log, ms. */
+  applyMs: number | null;
   joinMs: number | null;
   rssIdleBytes: number | null;
   rssJoinedBytes: number | null;
@@ -78,6 +80,8 @@ export interface CoordinatorResult {
    * folded on arrival): flat in clients is 1.
    */
   closeGrowth: { held: number | null; streamed: number | null; counts: [number, number] };
+  /** The same for the coordinator's own close (applyMs). */
+  applyGrowth: { held: number | null; streamed: number | null };
 }
 
 let ticks: number | undefined;
@@ -130,7 +134,7 @@ export async function startCoordinator(
   args: string[],
   dataDir: string,
   nodeArgs: string[] = [],
-): Promise<{ proc: ChildProcess; url: string }> {
+): Promise<{ proc: ChildProcess; url: string; output: () => string }> {
   const proc = spawn(
     process.execPath,
     // Every bench client comes from 127.0.0.1: lift the per-address limits a classroom default sets.
@@ -177,7 +181,7 @@ export async function startCoordinator(
   // Keep draining its output so a full pipe never blocks it.
   proc.stdout?.resume();
   proc.stderr?.resume();
-  return { proc, url };
+  return { proc, url, output: () => out };
 }
 
 /** The one profile the coordinator wrote, reduced to the rounds' window; null when it wrote none. */
@@ -212,6 +216,7 @@ async function runLevel(
     roundMsAll: [],
     closeMs: null,
     closeMsAll: [],
+    applyMs: null,
     joinMs: null,
     rssIdleBytes: null,
     rssJoinedBytes: null,
@@ -226,6 +231,7 @@ async function runLevel(
   const profWindow = { from: NaN, to: NaN };
   const workers: ChildProcess[] = [];
   let coord: ChildProcess | undefined;
+  let output: () => string = () => "";
   try {
     const started = await startCoordinator(
       [
@@ -246,12 +252,16 @@ async function runLevel(
         "--max-samples",
         "200",
         ...(streamed ? ["--clip-factor", "0"] : []),
+        // Info level for the "round closed" lines (their applyMs); joins log a line each, drained.
+        "--log-level",
+        "info",
       ],
       dataDir,
       // A 1 ms sampling profile, written when the process exits (SIGTERM: graceful shutdown).
       ["--cpu-prof", "--cpu-prof-dir", path.join(dataDir, "prof"), "--cpu-prof-interval", "1000"],
     );
     coord = started.proc;
+    output = started.output;
     const pid = coord.pid;
     await new Promise((r) => setTimeout(r, 500));
     level.rssIdleBytes = (await procMem(pid)).rssBytes;
@@ -350,6 +360,12 @@ async function runLevel(
     level.profile = await readProfile(path.join(dataDir, "prof"), profWindow);
     await rm(dataDir, { recursive: true, force: true });
   }
+  const applies = output()
+    .split("\n")
+    .filter((l) => l.includes('"msg":"round closed"'))
+    .map((l) => (JSON.parse(l) as { applyMs?: number }).applyMs)
+    .filter((x): x is number => typeof x === "number");
+  level.applyMs = applies.length > 0 ? sig(median(applies)) : null;
   level.roundMs = level.roundMsAll.length > 0 ? sig(median(level.roundMsAll)) : null;
   level.closeMs = level.closeMsAll.length > 0 ? sig(median(level.closeMsAll)) : null;
   if (level.peakRssBytes !== null && level.rssIdleBytes !== null)
@@ -378,8 +394,8 @@ export async function benchCoordinator(ctx: BenchContext): Promise<CoordinatorRe
     levels.push(level);
     if (!level.ok) break;
   }
-  const growth = (streamed: boolean): number | null => {
-    const at = (n: number) => levels.find((l) => l.ok && l.experts === 8 && l.streamed === streamed && l.clients === n)?.closeMs ?? null;
+  const growth = (streamed: boolean, key: "closeMs" | "applyMs" = "closeMs"): number | null => {
+    const at = (n: number) => levels.find((l) => l.ok && l.experts === 8 && l.streamed === streamed && l.clients === n)?.[key] ?? null;
     const lo = at(counts[0]!);
     const hi = at(counts[counts.length - 1]!);
     return lo && hi ? sig(hi / lo, 3) : null;
@@ -409,5 +425,6 @@ export async function benchCoordinator(ctx: BenchContext): Promise<CoordinatorRe
     rssBytesPerExpert,
     cpuMsPerClientRound: best?.cpuMsPerClientRound ?? null,
     closeGrowth: { held: growth(false), streamed: growth(true), counts: [counts[0]!, counts[counts.length - 1]!] },
+    applyGrowth: { held: growth(false, "applyMs"), streamed: growth(true, "applyMs") },
   };
 }

@@ -242,6 +242,7 @@ export function formatReport(r: BenchReport): string {
           "rounds",
           "round ms",
           "close ms",
+          "apply ms",
           "join ms",
           "idle RSS",
           "peak RSS",
@@ -257,6 +258,7 @@ export function formatReport(r: BenchReport): string {
           l.rounds,
           l.roundMs,
           l.closeMs,
+          l.applyMs,
           l.joinMs === null ? null : Math.round(l.joinMs),
           l.rssIdleBytes === null ? null : formatBytes(l.rssIdleBytes),
           l.peakRssBytes === null ? null : formatBytes(l.peakRssBytes),
@@ -267,7 +269,7 @@ export function formatReport(r: BenchReport): string {
       ),
     );
     out.push(
-      `round close at ${c.closeGrowth.counts[1]} clients / at ${c.closeGrowth.counts[0]}: held ${c.closeGrowth.held ?? "-"}, streamed ${c.closeGrowth.streamed ?? "-"} (flat in clients = 1)`,
+      `round close at ${c.closeGrowth.counts[1]} clients / at ${c.closeGrowth.counts[0]} (last update sent to round:closed seen): held ${c.closeGrowth.held ?? "-"}, streamed ${c.closeGrowth.streamed ?? "-"}; the coordinator's own close (apply ms): held ${c.applyGrowth.held ?? "-"}, streamed ${c.applyGrowth.streamed ?? "-"} (flat in clients = 1)`,
     );
     const prof = [...c.levels].reverse().find((l) => l.ok && l.profile !== null && !l.streamed);
     if (prof?.profile) {
