@@ -301,7 +301,7 @@ export class Edge implements ClientEndpoint {
     if (live.answered.has(clientId)) return protocolError(ErrorCode.DUPLICATE_UPDATE, `this client already answered round ${plan.round}`);
     const sizes = this.deps.shards.sizes(c.shard);
     const admitted = admitUpdate(plan, this.layout, clientId, meta, frame, {
-      maxSamples: sizes.train + this.deps.config.maxOwnSamples,
+      maxSamples: sizes.train + live.msg.maxOwnSamples,
       maxEvalSamples: sizes.test,
     });
     if (!admitted.ok) {
@@ -372,7 +372,11 @@ export class Edge implements ClientEndpoint {
       msg: m,
       backbone,
       experts,
-      acc: new PartialAccumulator(backbone, experts, aggregateOptionsOf(engineConfigOf(this.deps.config))),
+      acc: new PartialAccumulator(
+        backbone,
+        experts,
+        aggregateOptionsOf({ ...engineConfigOf(this.deps.config), aggregation: m.aggregation }),
+      ),
       awaiting: new Set(participants),
       answered: new Set(),
       reports: [],

@@ -270,6 +270,8 @@ export class Leader {
       training: { ...cfg.training },
       timeoutMs: cfg.roundTimeoutMs,
       wire: cfg.wireDType,
+      aggregation: { ...engineConfigOf(cfg).aggregation },
+      maxOwnSamples: cfg.maxOwnSamples,
     };
     this.open = {
       plan,

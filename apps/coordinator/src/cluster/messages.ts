@@ -52,6 +52,17 @@ export const ctlMessageSchema = z.discriminatedUnion("type", [
     training: trainingSchema,
     timeoutMs: z.number().int().min(1),
     wire: z.enum(["float32", "float16"]),
+    /**
+     * The round's aggregation and claim bounds, from the leader that opened it: an edge started under
+     * an earlier leader's config folds and checks this round as this leader says.
+     */
+    aggregation: z.object({
+      rule: z.string(),
+      trim: z.number().min(0).max(0.5),
+      clipNorm: z.number().min(0),
+      clipFactor: z.number().min(0),
+    }),
+    maxOwnSamples: z.number().int().min(0),
   }),
   z.object({ type: z.literal("round:closed"), epoch: z.number().int(), summary: summarySchema }),
   z.object({ type: z.literal("round:abandoned"), epoch: z.number().int(), round: z.number().int() }),
