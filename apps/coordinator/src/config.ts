@@ -61,7 +61,14 @@ export interface CoordinatorConfig {
    * per-expert feedback it uploads (docs/protocol.md, "Feedback").
    * @default { epochs: DEFAULT_EPOCHS (5), batchSize: 32, learningRate: 0.005, feedback: "pre" }
    */
-  training?: { epochs?: number; batchSize?: number; learningRate?: number; feedback?: FeedbackMode; balance?: number };
+  training?: {
+    epochs?: number;
+    batchSize?: number;
+    learningRate?: number;
+    feedback?: FeedbackMode;
+    balance?: number;
+    gateInit?: "keep" | "mean";
+  };
   /** Wire precision for model frames sent to clients. @default "float32" */
   wireDType?: "float32" | "float16";
   /** Seed for partitioning, initial weights and random strategies. @default 1 */
@@ -119,6 +126,7 @@ export interface ResolvedConfig {
     readonly learningRate: number;
     readonly feedback: FeedbackMode;
     readonly balance: number;
+    readonly gateInit: "keep" | "mean";
   };
   readonly wireDType: "float32" | "float16";
   readonly seed: number;
@@ -150,6 +158,8 @@ export const DEFAULT_EPOCHS = 5;
 export const DEFAULT_ZERO_USAGE: ZeroUsageRule = "zero";
 /** Off until an ablation says otherwise (docs/results/ablations.md). */
 export const DEFAULT_BALANCE = 0;
+/** Until an ablation says otherwise (docs/results/ablations.md). */
+export const DEFAULT_GATE_INIT: "keep" | "mean" = "keep";
 /** Off until an ablation says otherwise (docs/results/ablations.md). */
 export const DEFAULT_Q_DECAY = 0;
 
@@ -205,6 +215,7 @@ export function resolveConfig(c: CoordinatorConfig = {}): ResolvedConfig {
       learningRate: num("lr", c.training?.learningRate ?? 0.005, 1e-7, 10),
       feedback: oneOf("feedback", c.training?.feedback ?? "pre", FEEDBACK_MODES),
       balance: num("balance", c.training?.balance ?? DEFAULT_BALANCE, 0, 10),
+      gateInit: oneOf("gate-init", c.training?.gateInit ?? DEFAULT_GATE_INIT, ["keep", "mean"] as const),
     }),
     wireDType: oneOf("wire", c.wireDType ?? "float32", ["float32", "float16"]),
     seed: int("seed", c.seed ?? 1, 0, 2 ** 32 - 1),

@@ -6,6 +6,7 @@ export {
   DEFAULT_ZERO_USAGE,
   DEFAULT_Q_DECAY,
   DEFAULT_BALANCE,
+  DEFAULT_GATE_INIT,
   resolveConfig,
   type CoordinatorConfig,
   type ResolvedConfig,

@@ -47,6 +47,10 @@ export const KNOBS = {
     help: "consecutive rounds a client may hold one expert before leaving it for a round, 0 = no limit",
     spec: int(0, 1_000_000),
   },
+  "gate-init": {
+    help: "gate columns of experts a client did not hold last round: keep | mean (of the kept experts' columns)",
+    spec: choice(["keep", "mean"] as const),
+  },
   balance: {
     help: "weight of a Switch-style load-balancing term on each client's gate over its experts, 0 = off",
     spec: num(0, 10),

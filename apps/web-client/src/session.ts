@@ -25,7 +25,7 @@ import {
   type Shard,
 } from "@flexmoe/core";
 import type { MoeTrainer } from "@flexmoe/model";
-import { initGate, modelLayout, modelSpec, type ModelSpec } from "@flexmoe/model/spec";
+import { gateForRound, initGate, modelLayout, modelSpec, type ModelSpec } from "@flexmoe/model/spec";
 import { io, type Socket } from "socket.io-client";
 import type { TfBackend } from "./backend-choice.ts";
 import { RoundQueue, type AbortFlag } from "./rounds.ts";
@@ -74,6 +74,8 @@ export class Session {
   /** The runtime for one model (keyed by its spec), and whether its backend and capacity were applied. */
   private runtime: { key: string; promise: Promise<Runtime>; value: Runtime | null; applied: boolean } | null = null;
   private gate: NamedTensor[] | null = null;
+  /** The experts of the last update the server took in this page's life (null after a reload: unknown). */
+  private held: number[] | null = null;
   private paused = false;
   private readonly rounds = new RoundQueue({
     run: (start, signal) => this.runRound(start, signal),
@@ -148,6 +150,7 @@ export class Session {
       this.trainer?.dispose();
       this.trainer = null;
       this.gate = null;
+      this.held = null;
     }
     this.info = info;
     this.spec = modelSpec(info.preset, info.experts, info.numClasses);
@@ -232,7 +235,8 @@ export class Session {
       const runtime = this.runtime?.value;
       if (!runtime) throw new Error("round started before the backend was ready");
       const trainer = (this.trainer ??= runtime.createTrainer(spec));
-      trainer.load(split.backbone, experts, await this.ensureGate(spec, info));
+      const gate = gateForRound(await this.ensureGate(spec, info), this.held, start.experts, start.training.gateInit ?? "keep");
+      trainer.load(split.backbone, experts, gate);
       const evalRes = await trainer.evaluate(shard.test);
       this.on.accuracy(start.round, evalRes.accuracy);
       const t0 = performance.now();
@@ -264,6 +268,7 @@ export class Session {
       else {
         // The new gate goes with the update the server took; a refused update leaves the old one.
         this.gate = update.gate;
+        this.held = [...start.experts];
         await saveGate(info.runId, update.gate);
         this.on.state(this.paused ? "paused" : "waiting", "waiting for the next round");
       }

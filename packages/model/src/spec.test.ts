@@ -5,6 +5,7 @@ import {
   checkTensors,
   countParams,
   expertManifest,
+  gateForRound,
   gateManifest,
   initBackbone,
   initExpert,
@@ -114,5 +115,28 @@ describe("checkTensors", () => {
     const shortData = ok();
     shortData[1] = { name: "gate/bias", shape: [2], data: new Float32Array(1) };
     expect(() => checkTensors(gateManifest(spec), shortData, "gate")).toThrow(/"gate\/bias" has 1 values/);
+  });
+});
+
+describe("gateForRound", () => {
+  const gate = [
+    { name: "gate/kernel", shape: [2, 3], data: Float32Array.from([1, 2, 9, 4, 6, 9]) },
+    { name: "gate/bias", shape: [3], data: Float32Array.from([0.5, 1.5, -7]) },
+  ];
+  it("gives a newly held expert the mean column of the kept ones, and leaves the rest", () => {
+    const g = gateForRound(gate, [0, 1], [0, 1, 2], "mean");
+    expect(Array.from(g[0]!.data)).toEqual([1, 2, 1.5, 4, 6, 5]);
+    expect(Array.from(g[1]!.data)).toEqual([0.5, 1.5, 1]);
+    // The input is not mutated.
+    expect(gate[0]!.data[2]).toBe(9);
+  });
+  it("changes nothing for keep, an unknown history, nothing kept or nothing new", () => {
+    for (const g of [
+      gateForRound(gate, [0, 1], [0, 2], "keep"),
+      gateForRound(gate, null, [0, 2], "mean"),
+      gateForRound(gate, [0], [1, 2], "mean"),
+      gateForRound(gate, [0, 1], [0, 1], "mean"),
+    ])
+      expect(g.map((t) => Array.from(t.data))).toEqual(gate.map((t) => Array.from(t.data)));
   });
 });

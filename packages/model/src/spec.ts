@@ -211,3 +211,38 @@ export function initWeights(spec: ModelSpec, rng: Rng): { backbone: NamedTensor[
   const experts = Array.from({ length: spec.experts }, (_, e) => initExpert(spec, e, rng));
   return { backbone, experts };
 }
+
+/** What a client does with the gate columns of experts it did not hold last round. */
+export const GATE_INIT_RULES = ["keep", "mean"] as const;
+export type GateInitRule = (typeof GATE_INIT_RULES)[number];
+
+/**
+ * The gate for a round in which the client holds `now`, having held `before` (null: unknown, as after
+ * a page reload). "keep" returns it unchanged. "mean": each newly held expert's column (kernel column
+ * and bias) becomes the mean of the columns of the experts it keeps holding, so a new expert starts
+ * with the routing share of an average kept one instead of a stale or random column. With no kept
+ * expert (or nothing new) the gate is returned unchanged. Never mutates `gate`.
+ */
+export function gateForRound(
+  gate: readonly NamedTensor[],
+  before: readonly number[] | null,
+  now: readonly number[],
+  rule: GateInitRule,
+): NamedTensor[] {
+  if (rule === "keep" || before === null) return [...gate];
+  const kept = now.filter((e) => before.includes(e));
+  const fresh = now.filter((e) => !before.includes(e));
+  if (kept.length === 0 || fresh.length === 0) return [...gate];
+  return gate.map((t) => {
+    const E = t.shape[t.shape.length - 1] as number;
+    const rows = t.data.length / E;
+    const data = t.data.slice();
+    for (let r = 0; r < rows; r++) {
+      let m = 0;
+      for (const e of kept) m += data[r * E + e] as number;
+      m /= kept.length;
+      for (const e of fresh) data[r * E + e] = m;
+    }
+    return { name: t.name, shape: [...t.shape], data };
+  });
+}

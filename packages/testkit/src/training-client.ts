@@ -21,7 +21,7 @@ import {
   type Shard,
 } from "@flexmoe/core";
 import { MoeTrainer, runLocalRound } from "@flexmoe/model";
-import { initGate, modelLayout, modelSpec } from "@flexmoe/model/spec";
+import { gateForRound, initGate, modelLayout, modelSpec } from "@flexmoe/model/spec";
 import { io, type Socket } from "socket.io-client";
 
 export interface TrainingClientOptions {
@@ -40,6 +40,8 @@ export class TrainingClient {
   private shard: Shard | null = null;
   private trainer: MoeTrainer | null = null;
   private gate: NamedTensor[] | null = null;
+  /** The experts of the last update the server took (what the gate was trained with). */
+  private held: number[] | null = null;
   /** Rounds are answered one at a time, in the order they arrive. */
   private queue: Promise<void> = Promise.resolve();
 
@@ -80,7 +82,8 @@ export class TrainingClient {
     if (!decoded.ok) throw new Error(`bad frame from server: ${decoded.error.message}`);
     const split = splitClientTensors(layout, start.experts, decoded.value);
     const trainer = (this.trainer ??= new MoeTrainer(spec));
-    const gate = (this.gate ??= initGate(spec, clientRng(info.runId, info.clientId, "gate")));
+    const own = (this.gate ??= initGate(spec, clientRng(info.runId, info.clientId, "gate")));
+    const gate = gateForRound(own, this.held, start.experts, start.training.gateInit ?? "keep");
     const t0 = performance.now();
     const { eval: ev, update } = await runLocalRound(
       trainer,
@@ -102,7 +105,10 @@ export class TrainingClient {
       weights: encodeTensors([...update.backbone, ...update.experts.flatMap((x) => x.tensors)]),
     });
     // The page keeps its new gate only when the server took the update.
-    if (res.ok) this.gate = update.gate;
+    if (res.ok) {
+      this.gate = update.gate;
+      this.held = [...start.experts];
+    }
     this.acks.push(res);
   }
 

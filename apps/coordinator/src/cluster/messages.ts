@@ -27,6 +27,7 @@ const trainingSchema = z.object({
   learningRate: finite,
   feedback: z.enum(FEEDBACK_MODES),
   balance: z.number().finite().min(0).optional(),
+  gateInit: z.enum(["keep", "mean"]).optional(),
 });
 
 const summarySchema = z.object({

@@ -47,6 +47,7 @@ export const EXPERIMENT_DEFAULTS = {
   zeroUsage: resolveConfig().zeroUsage,
   qDecay: resolveConfig().qDecay,
   balance: resolveConfig().training.balance,
+  gateInit: resolveConfig().training.gateInit,
 };
 
 export const QUICK = {
@@ -94,6 +95,7 @@ const HELP = `usage: flexmoe experiment [options]
   --max-hold <n>          rounds a client may hold one expert in a row, 0 = no limit (default ${D.maxHold}, as serve)
   --zero-usage <r>        keep | zero: Q of an assigned expert that got no routed sample (default ${D.zeroUsage}, as serve)
   --balance <x>           weight of a Switch-style balance term on each client's gate, 0 = off (default ${D.balance}, as serve)
+  --gate-init <r>         keep | mean: gate columns of newly held experts (default ${D.gateInit}, as serve)
   --q-decay <x>           per round, unassigned experts' Q moves this fraction back to q0, 0 = off (default ${D.qDecay}, as serve)
   --workers <n>           parallel worker processes (default: CPU cores, at most 2)
   --fashion-dir <dir>     Fashion-MNIST IDX folder (default $FLEXMOE_FASHION_DIR or ${FASHION_MNIST_DIR})
@@ -191,6 +193,7 @@ export async function runExperiment(argv: string[]): Promise<number> {
         "zero-usage": { type: "string" },
         "q-decay": { type: "string" },
         balance: { type: "string" },
+        "gate-init": { type: "string" },
         workers: { type: "string" },
         "fashion-dir": { type: "string" },
         out: { type: "string" },
@@ -291,6 +294,7 @@ export async function runExperiment(argv: string[]): Promise<number> {
       zeroUsage: knob("zero-usage", D.zeroUsage),
       qDecay: knob("q-decay", D.qDecay),
       balance: knob("balance", D.balance),
+      gateInit: knob("gate-init", D.gateInit),
     };
 
     const runs: RunSpec[] = [];
@@ -333,6 +337,7 @@ export async function runExperiment(argv: string[]): Promise<number> {
         ["zero-usage rule", common.zeroUsage],
         ["Q decay to q0 (unassigned)", String(common.qDecay)],
         ["gate balance term", String(common.balance)],
+        ["gate columns of new experts", common.gateInit],
         ["hold limit", common.maxHold > 0 ? `${common.maxHold} consecutive rounds per client and expert` : "none"],
         ["seeds", seedList.length === 1 ? String(seedList[0]) : `0..${seedList.length - 1}`],
         ["samples per client", `${samplesPerClient} (${Math.round(common.testFraction * 100)}% held out for the personalized accuracy)`],

@@ -2,6 +2,7 @@
 import { parseArgs } from "node:util";
 import {
   DEFAULT_BALANCE,
+  DEFAULT_GATE_INIT,
   DEFAULT_MAX_HOLD,
   DEFAULT_Q_DECAY,
   DEFAULT_ZERO_USAGE,
@@ -33,6 +34,7 @@ const SHARED = [
   "zero-usage",
   "q-decay",
   "balance",
+  "gate-init",
   "preset",
   "test-fraction",
 ] as const satisfies readonly KnobName[];
@@ -52,7 +54,7 @@ const HELP = `usage: flexmoe serve [options]
   --wire <dtype>          float32 | float16 (default float32)
   --quorum <n>            a round with fewer updates is not applied, and is redone (default 1)
   --prune-after <s>       forget clients offline this many seconds (token, Q row), 0 = never (default 3600)
-${knobHelp(SHARED, { experts: 8, strategy: "flex", fitness: "acc", "alpha-l": 1, beta: 0.5, q0: 1, slack: 0, partition: "dirichlet:0.8", epochs: resolveConfig().training.epochs, "batch-size": 32, lr: 0.005, feedback: "pre", seed: 1, aggregator: "mean", trim: 0.2, clip: 0, "clip-factor": 3, "max-hold": DEFAULT_MAX_HOLD, "zero-usage": DEFAULT_ZERO_USAGE, "q-decay": DEFAULT_Q_DECAY, balance: DEFAULT_BALANCE, preset: "cnn", "test-fraction": 0.2 })}
+${knobHelp(SHARED, { experts: 8, strategy: "flex", fitness: "acc", "alpha-l": 1, beta: 0.5, q0: 1, slack: 0, partition: "dirichlet:0.8", epochs: resolveConfig().training.epochs, "batch-size": 32, lr: 0.005, feedback: "pre", seed: 1, aggregator: "mean", trim: 0.2, clip: 0, "clip-factor": 3, "max-hold": DEFAULT_MAX_HOLD, "zero-usage": DEFAULT_ZERO_USAGE, "q-decay": DEFAULT_Q_DECAY, balance: DEFAULT_BALANCE, "gate-init": DEFAULT_GATE_INIT, preset: "cnn", "test-fraction": 0.2 })}
   --data-dir <dir>        where state is kept (default ./.flexmoe); an existing run there is resumed;
                           one coordinator per dir (run.lock)
   --allow-origin <url>    also accept browser pages from this origin (repeatable; default: loopback and
@@ -153,6 +155,7 @@ export function serveConfig(argv: string[]) {
       ...opt("learningRate", knob("lr")),
       ...opt("feedback", knob("feedback")),
       ...opt("balance", knob("balance")),
+      ...opt("gateInit", knob("gate-init")),
     },
   };
   if ((values.cert === undefined) !== (values.key === undefined)) throw new UsageError("--cert and --key go together");

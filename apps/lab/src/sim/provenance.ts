@@ -63,6 +63,7 @@ export function runArgs(run: RunSpec): string[] {
     ["zero-usage", zeroUsage ?? "keep"],
     ["q-decay", qDecay ?? 0],
     ["balance", trainingOf(run).balance ?? 0],
+    ["gate-init", trainingOf(run).gateInit ?? "keep"],
   ];
   const out = args.flatMap(([k, v]) => [`--${k}`, String(v)]);
   if (run.data.fashionDir !== undefined) out.push("--fashion-dir", run.data.fashionDir);

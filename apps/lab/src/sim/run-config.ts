@@ -33,5 +33,6 @@ export function trainingOf(run: RunSpec): TrainingConfig {
     learningRate: run.learningRate,
     feedback: run.feedback ?? "pre",
     balance: run.balance ?? 0,
+    gateInit: run.gateInit ?? "keep",
   };
 }

@@ -29,6 +29,7 @@ import {
 import { MoeTrainer, runLocalRound, type LocalRoundResult } from "@flexmoe/model";
 import {
   countParams,
+  gateForRound,
   gateManifest,
   initGate,
   initWeights,
@@ -50,6 +51,8 @@ interface SimClient {
   test: LabeledSet;
   capacity: number;
   gate: NamedTensor[];
+  /** The experts this client held in its last round (null before its first). */
+  held: number[] | null;
 }
 
 const mean = (xs: readonly number[]): number => (xs.length === 0 ? 0 : xs.reduce((a, b) => a + b, 0) / xs.length);
@@ -152,6 +155,7 @@ export async function simulate(run: RunSpec, data: SimData, onProgress?: (p: Run
       test: subset(pool, s.test),
       capacity: capacities[c] as number,
       gate: initGate(spec, clientRng(runId, id, "gate")),
+      held: null,
     };
   });
   let state: EngineState = initialState(initWeights(spec, streamRng(run.seed, "init")), run.q0);
@@ -181,11 +185,16 @@ export async function simulate(run: RunSpec, data: SimData, onProgress?: (p: Run
         bytesDown += encodeTensors(clientTensors(state.backbone, state.experts, mine)).byteLength;
         const { eval: ev, update: u } = await runLocalRound(
           trainer,
-          { backbone: state.backbone, experts: expertsOf(mine), gate: client.gate },
+          {
+            backbone: state.backbone,
+            experts: expertsOf(mine),
+            gate: gateForRound(client.gate, client.held, mine, trainingOf(run).gateInit ?? "keep"),
+          },
           client,
           { ...trainingOf(run), rng: clientRng(runId, id, `train:${round}`) },
         );
         client.gate = u.gate;
+        client.held = [...mine];
         const update = clientUpdateOf(id, ev, u);
         if (run.attack && index < attackers) poison(update, state, attackStep(run.attack, index));
         bytesUp += encodeTensors([...update.backbone, ...update.experts.flatMap((x) => x.tensors)]).byteLength;

@@ -39,6 +39,8 @@ export interface RunSpec {
   feedback?: FeedbackMode;
   /** The gate's balance term weight (TrainingConfig.balance). @default 0 */
   balance?: number;
+  /** TrainingConfig.gateInit. @default "keep" */
+  gateInit?: "keep" | "mean";
   alphaL: number;
   beta: number;
   q0: number;

@@ -18,6 +18,11 @@ export interface TrainingConfig {
    * absent or 0 = off (docs/protocol.md, "Training").
    */
   balance?: number;
+  /**
+   * The gate columns of experts the client did not hold last round: "keep" them, or set each to the
+   * "mean" of the columns of the experts it keeps holding; absent = "keep".
+   */
+  gateInit?: "keep" | "mean";
 }
 
 export interface JoinInfo {
