@@ -22,6 +22,7 @@ import {
   type RoundPlan,
 } from "@flexmoe/core";
 import { modelLayout, modelSpec, type ModelSpec } from "@flexmoe/model/spec";
+import { STATUS_ROUNDS } from "../app.ts";
 import type { Clock, TimerHandle } from "../clock.ts";
 import type { ResolvedConfig } from "../config.ts";
 import { engineConfigOf, freshState, summaryOf, type FederationState, type RoundRecord } from "../federation.ts";
@@ -339,8 +340,8 @@ export class Leader {
     const record: RoundRecord = { ...applied.record, startedAt: o.startedAt, closedAt: this.deps.clock.now(), reason };
     const nextState: FederationState = { ...applied.state, runId: state.runId, history: [...state.history, record] };
     // The commit point: without it (a successor's epoch), nothing of this round happened.
+    // commit() makes nextState this leader's state once it has landed.
     if (!(await this.commit(nextState))) return;
-    this.state = nextState;
     await this.deps.redis.del(k.open);
     await this.bus.publish(k.ctl, { type: "round:closed", epoch: this.epochValue, summary: summaryOf(record) });
     this.log.info(
@@ -370,7 +371,7 @@ export class Leader {
       currentRound: this.open?.plan.round ?? null,
       participants: this.open?.plan.participants.length ?? null,
       edges: this.open ? [...this.open.edges] : [],
-      history: s.history.slice(-100).map((h) => ({
+      history: s.history.slice(-STATUS_ROUNDS).map((h) => ({
         round: h.round,
         participants: h.participants,
         durationMs: h.closedAt - h.startedAt,
