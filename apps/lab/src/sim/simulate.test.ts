@@ -60,6 +60,9 @@ describe("simulateRun", () => {
     else if (strategy === "dense") expect(held).toEqual([1, 1]);
     else expect(held).toEqual([2, 2]);
     if (strategy === "flex") expect(row.cvHolders).toBe(0);
+    // Q is clients x experts, every entry a score in [0, 1] (accuracy fitness).
+    expect(row.finalQ?.map((r) => r.length)).toEqual(Array(2).fill(strategy === "dense" ? 1 : 4));
+    for (const q of row.finalQ?.flat() ?? []) expect(q >= 0 && q <= 1).toBe(true);
     expect(progress.at(-1)).toBe(2);
   });
 

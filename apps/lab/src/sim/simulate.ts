@@ -125,6 +125,10 @@ export interface SimOutcome {
   records: RoundResult[];
 }
 
+function qRows(dense: Float64Array, E: number): number[][] {
+  return Array.from({ length: dense.length / E }, (_, c) => Array.from(dense.subarray(c * E, (c + 1) * E)));
+}
+
 export async function simulateRun(run: RunSpec, data: SimData, onProgress?: (p: RunProgress) => void): Promise<ResultRow> {
   return (await simulate(run, data, onProgress)).row;
 }
@@ -261,6 +265,7 @@ export async function simulate(run: RunSpec, data: SimData, onProgress?: (p: Run
       starvedSamples: cum.filter((v) => v === 0).length,
       cumulativeRouted: [...cum],
       lastAssignment: held.map((list) => Array.from({ length: E }, (_, e) => (list.includes(e) ? 1 : 0))),
+      finalQ: qRows(state.fitness.toDense(clients.map((c) => c.id)), E),
       capacities: clients.map((c) => (run.strategy === "full" || run.strategy === "dense" ? E : c.capacity)),
       bytesDownPerClient: bytesDown / C,
       bytesUpPerClient: bytesUp / C,

@@ -117,6 +117,8 @@ export interface ResultRow {
   cumulativeRouted: number[];
   /** Client x expert 0/1 assignment of the last round. */
   lastAssignment: number[][];
+  /** Client x expert fitness matrix Q after the last round (absent in rows from before it was recorded). */
+  finalQ?: number[][];
   capacities: number[];
   /** Mean per client over the run: model bytes received (backbone + held experts) and uploaded. */
   bytesDownPerClient: number;
