@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { mainSetting, mustShowChecks, pairedTable, provenanceLine, renderReport } from "./report.ts";
+import { cellCommand, mainSetting, mustShowChecks, pairedTable, provenanceLine, renderReport } from "./report.ts";
 import type { ResultRow, SimStrategy } from "./types.ts";
 
 function row(strategy: SimStrategy, partition: string, seed: number, acc: number, cv: number, extra: Partial<ResultRow> = {}): ResultRow {
@@ -107,6 +107,37 @@ describe("report", () => {
       expect(svg).toMatch(/^<svg[\s\S]*<\/svg>$/);
       expect(markdown).toContain(`plots/mnist-classes-4-${kind}.svg`);
     }
+  });
+
+  it("draws the fitness matrix Q of one run where rows carry it", () => {
+    const q = [
+      [0.9, 0.1],
+      [0.2, 0.8],
+    ];
+    const { markdown, files } = renderReport([row("flex", "classes:4", 0, 0.9, 0, { finalQ: q }), row("greedy", "classes:4", 0, 0.8, 0.4)]);
+    const svg = files.get("plots/mnist-classes-4-fitness.svg");
+    // One panel (greedy's row has no Q), four cells, the darkest where Q is largest.
+    expect(svg).toContain("flex (seed 0)");
+    expect(svg).not.toContain("greedy (seed 0)");
+    expect(svg?.match(/<rect x=/g)).toHaveLength(4);
+    expect(svg).toContain('fill="rgb(8,48,107)"');
+    expect(markdown).toContain("plots/mnist-classes-4-fitness.svg");
+    expect(renderReport(rows).files.has("plots/mnist-classes-4-fitness.svg")).toBe(false);
+  });
+
+  it("prints the command that regenerates each row, seeds 0..K-1 as --seeds K", () => {
+    const cmd = (seed: number, lr = "0.005"): string => `npx flexmoe experiment --dataset mnist --strategy flex --seed ${seed} --lr ${lr}`;
+    const cell = [0, 1, 2].map((s) => row("flex", "iid", s, 0.9, 0, { command: cmd(s) }));
+    expect(cellCommand(cell)).toBe("npx flexmoe experiment --seeds 3 --dataset mnist --strategy flex --lr 0.005");
+    expect(cellCommand(cell.slice(1, 2))).toBe(cmd(1));
+    // Seeds 1..2 are not what --seeds makes; commands that differ beyond the seed are not one cell.
+    expect(cellCommand(cell.slice(1))).toBeUndefined();
+    expect(cellCommand([cell[0]!, row("flex", "iid", 1, 0.9, 0, { command: cmd(1, "0.01") })])).toBeUndefined();
+    expect(cellCommand([row("flex", "iid", 0, 0.9, 0)])).toBeUndefined();
+    const { markdown } = renderReport(cell);
+    expect(markdown).toContain("## Regenerating a row");
+    expect(markdown).toContain("# mnist iid flex k=2 acc pre\nnpx flexmoe experiment --seeds 3 --dataset mnist");
+    expect(renderReport(rows).markdown).not.toContain("## Regenerating a row");
   });
 
   it("pairs runs by seed and marks differences beyond seed noise", () => {

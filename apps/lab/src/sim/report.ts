@@ -286,7 +286,68 @@ function plotsFor(rows: readonly ResultRow[], dataset: string, partition: string
     );
     md.push(`![assignment heat map, last round](${base}-assignment.svg)`);
   }
+
+  // Q of one run per strategy that keeps one (dense has a single expert; rows from before finalQ have none).
+  const qHeat = ["flex", "greedy"]
+    .map((s) => pick(s))
+    .filter((r): r is ResultRow & { finalQ: number[][] } => r?.finalQ !== undefined)
+    .map((r) => ({ title: `${r.strategy} (seed ${r.seed})`, matrix: r.finalQ }));
+  if (qHeat.length > 0) {
+    files.set(
+      `${base}-fitness.svg`,
+      heatmaps({
+        title: `${dataset}, ${partition}: fitness matrix Q (client x expert) after the last round`,
+        rowLabel: "client",
+        colLabel: "expert",
+        panels: qHeat,
+      }),
+    );
+    md.push(`![fitness matrix Q, last round](${base}-fitness.svg)`);
+  }
   return md;
+}
+
+/**
+ * The command that regenerates one cell (all its seeds): a row's own command with `--seed N`
+ * replaced by `--seeds K` when the cell's seeds are exactly 0..K-1 (the only sets `--seeds` makes).
+ * Undefined when the rows name no command or their commands differ in more than the seed.
+ */
+export function cellCommand(cell: readonly ResultRow[]): string | undefined {
+  const commands = cell.map((r) => r.command);
+  if (commands.length === 0 || commands.some((c) => c === undefined)) return undefined;
+  const seedless = new Set(commands.map((c) => (c as string).replace(/ --seed \d+/, "")));
+  if (seedless.size !== 1) return undefined;
+  const seeds = cell.map((r) => r.seed).sort((a, b) => a - b);
+  const base = [...seedless][0] as string;
+  if (seeds.length === 1) return commands[0];
+  return seeds.every((s, i) => s === i) ? base.replace(/^(npx flexmoe experiment)/, `$1 --seeds ${seeds.length}`) : undefined;
+}
+
+function commandsSection(rows: readonly ResultRow[]): string[] {
+  const key = (r: ResultRow): string => [r.dataset, r.partition, r.strategy, `k=${r.capacity}`, r.fitness, r.feedback].join(" ");
+  const cells = new Map<string, ResultRow[]>();
+  for (const r of rows) cells.set(key(r), [...(cells.get(key(r)) ?? []), r]);
+  const lines: string[] = [];
+  for (const [k, cell] of [...cells.entries()].sort(([a], [b]) => (a < b ? -1 : 1))) {
+    const c = cellCommand(cell);
+    if (c !== undefined) lines.push(`# ${k}`, c);
+  }
+  if (lines.length === 0) return [];
+  return [
+    "## Regenerating a row",
+    "",
+    "Each line regenerates one table row (all its seeds) with the same numbers at the commit named above; " +
+      "every row of results.json also carries its own one-seed `command`.",
+    "",
+    "<details><summary>Commands, one per row</summary>",
+    "",
+    "```sh",
+    ...lines,
+    "```",
+    "",
+    "</details>",
+    "",
+  ];
 }
 
 function sweepTable(
@@ -464,6 +525,7 @@ export function renderReport(rows: readonly ResultRow[], meta: ReportMeta = {}):
       md.push(`### ${dataset}, ${partition}`, "", ...plotsFor(mainRows, dataset, partition, files), "");
     }
   }
+  md.push(...commandsSection(rows));
   const secs = rows.reduce((s, r) => s + r.seconds, 0);
   md.push(`Total simulated run time: ${(secs / 60).toFixed(1)} min over ${rows.length} runs (sum over runs, not wall time).`, "");
   return { markdown: md.join("\n"), files };
