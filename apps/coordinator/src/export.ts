@@ -7,16 +7,23 @@
  * Gates are personal and never reach the coordinator, so they are not in the export.
  */
 import type { NamedTensor } from "@flexmoe/core";
-import type { Federation } from "./federation.ts";
+import type { ModelSpec } from "@flexmoe/model/spec";
+import type { FederationState } from "./federation.ts";
+
+/** What an export reads: the one-process federation, or a cluster's last checkpoint. */
+export interface Exportable {
+  readonly snapshot: FederationState;
+  readonly spec: ModelSpec;
+}
 
 export const WEIGHTS_FILE = "weights.bin";
 
-function exportedTensors(f: Federation): NamedTensor[] {
+function exportedTensors(f: Exportable): NamedTensor[] {
   const s = f.snapshot;
   return [...s.backbone, ...s.experts.flat()];
 }
 
-export function modelJson(f: Federation) {
+export function modelJson(f: Exportable) {
   const s = f.snapshot;
   return {
     format: "flexmoe-moe-weights",
@@ -40,7 +47,7 @@ export function modelJson(f: Federation) {
 }
 
 /** The weights, float32 little-endian, in `modelJson`'s manifest order. */
-export function weightsBin(f: Federation): Buffer {
+export function weightsBin(f: Exportable): Buffer {
   const tensors = exportedTensors(f);
   const out = Buffer.alloc(tensors.reduce((n, t) => n + t.data.length * 4, 0));
   let off = 0;
@@ -77,7 +84,7 @@ const cell = (v: string | number | null): string => {
 };
 
 /** One line per completed round; `load` and `routed` are per-expert lists joined with ';'. */
-export function roundsCsv(f: Federation): string {
+export function roundsCsv(f: Exportable): string {
   const rows = f.snapshot.history.map((h) =>
     [
       h.round,

@@ -26,6 +26,8 @@ export function clusterKeys(prefix: string) {
     run: `${prefix}:run`,
     /** The leader's view for operators (JSON): epoch, phase, the open round, the last rounds. */
     status: `${prefix}:status`,
+    /** The dashboard's state (core's DashboardState less the join URLs, which each edge adds). */
+    dashboard: `${prefix}:dashboard`,
     /** Counter of client ids. */
     seq: `${prefix}:seq`,
     /** Hash client id -> {"edge","capacity"} of clients ready for a round. */

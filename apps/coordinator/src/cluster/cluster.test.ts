@@ -6,8 +6,8 @@
  */
 import { randomBytes } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { AppFixture, startRedis, syntheticData, SyntheticClient, type RedisServer } from "@flexmoe/testkit";
-import type { NamedTensor } from "@flexmoe/core";
+import { AppFixture, io, startRedis, syntheticData, SyntheticClient, type RedisServer } from "@flexmoe/testkit";
+import type { DashboardState, NamedTensor } from "@flexmoe/core";
 import { resolveConfig, type CoordinatorConfig } from "../config.ts";
 import { systemClock } from "../clock.ts";
 import { freshState } from "../federation.ts";
@@ -118,6 +118,25 @@ describe("cluster: one leader, two edges, real Redis", () => {
       expect(status.edge).toBe("e2");
       expect(status.cluster.round).toBe(ROUNDS);
       expect(status.cluster.history.map((h) => h.participants)).toEqual([CLIENTS, CLIENTS, CLIENTS]);
+      // Any edge's dashboard shows the leader's run: rounds, Q of the clients, its own join URL.
+      const dash = io(`${urls[0]}/dashboard`, { transports: ["websocket"], forceNew: true });
+      try {
+        const seen = await new Promise<DashboardState>((resolve) => dash.on("dashboard:state", resolve));
+        expect(seen.round).toBe(ROUNDS);
+        expect(seen.phase).toBe("finished");
+        expect(seen.history.map((h) => h.participants)).toEqual([CLIENTS, CLIENTS, CLIENTS]);
+        expect(seen.fitness.clients).toEqual(["c1", "c2", "c3", "c4"]);
+        expect(seen.fitness.q).toEqual(seen.fitness.clients.map((id) => Array.from(cluster.fitness.toDense([id]))));
+        expect(seen.joinUrls).toEqual([`${urls[0]}/`]);
+      } finally {
+        dash.close();
+      }
+      // And its exports are the committed model and round log.
+      const manifest = (await (await fetch(`${urls[1]}/api/export/model.json`)).json()) as { userDefinedMetadata: { round: number } };
+      expect(manifest.userDefinedMetadata.round).toBe(ROUNDS);
+      const bin = new Float32Array(await (await fetch(`${urls[1]}/api/export/weights.bin`)).arrayBuffer());
+      expect(bin).toEqual(flat(cluster.backbone, cluster.experts));
+      expect((await (await fetch(`${urls[1]}/api/export/rounds.csv`)).text()).trim().split("\n")).toHaveLength(1 + ROUNDS);
 
       const one = await fixture.start({ config: base, seed: 7 });
       for (let i = 0; i < CLIENTS; i++) await fixture.track(one.client(clientOpts(i))).join();

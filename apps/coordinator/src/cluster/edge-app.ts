@@ -11,9 +11,14 @@ import path from "node:path";
 import express from "express";
 import { Server } from "socket.io";
 import { createAdapter } from "@socket.io/redis-streams-adapter";
-import type { ClientToServerEvents, ServerToClientEvents, SocketData } from "@flexmoe/core";
+import type { ClientToServerEvents, DashboardState, ServerToClientEvents, SocketData } from "@flexmoe/core";
+import { modelSpec } from "@flexmoe/model/spec";
 import type { Redis } from "ioredis";
 import { maxFrameBytes } from "../app.ts";
+import type { TimerHandle } from "../clock.ts";
+import type { DashboardNamespace } from "../dashboard/hub.ts";
+import { modelJson, roundsCsv, weightsBin, type Exportable } from "../export.ts";
+import { decodeCheckpoint, restoreCheckpoint } from "../store/checkpoint.ts";
 import {
   addressOf,
   boundedParser,
@@ -36,7 +41,12 @@ export interface EdgeAppDeps extends Omit<EdgeDeps, "send" | "broadcast" | "endS
   webRoot?: string;
   limits?: Partial<NetLimits>;
   allowedOrigins?: () => readonly string[];
+  /** The URLs volunteers join by (a load balancer's), shown on the dashboard. @default this edge's own */
+  joinUrls?: () => readonly string[];
 }
+
+/** How often an edge looks for a new dashboard state from the leader (it changes per round). */
+export const DASHBOARD_POLL_MS = 1000;
 
 export interface EdgeApp {
   edge: Edge;
@@ -87,6 +97,68 @@ export function createEdgeApp(deps: EdgeAppDeps): EdgeApp {
     socket.on("disconnect", h.disconnect);
   });
 
+  // The dashboard, read-only: the leader writes its state to Redis, each edge pushes it to its own
+  // dashboards (admin commands need the one-process coordinator; see docs/scale-out.md).
+  const keys = clusterKeys(deps.prefix);
+  const dashboards = io.of("/dashboard") as unknown as DashboardNamespace;
+  let listenUrl = "";
+  let dashboardRaw: string | null = null;
+  let dashboardPoll: TimerHandle | null = null;
+  let closed = false;
+  const dashboardState = (raw: string | null): DashboardState | null => {
+    if (raw === null) return null;
+    try {
+      return { ...(JSON.parse(raw) as DashboardState), joinUrls: [...(deps.joinUrls?.() ?? (listenUrl ? [listenUrl] : []))] };
+    } catch {
+      return null;
+    }
+  };
+  const pollDashboard = async (): Promise<void> => {
+    const raw = await deps.redis.get(keys.dashboard);
+    if (raw === dashboardRaw) return;
+    dashboardRaw = raw;
+    const s = dashboardState(raw);
+    if (s) dashboards.local.emit("dashboard:state", s);
+  };
+  const armDashboard = (): void => {
+    if (closed) return;
+    dashboardPoll = deps.clock.timeout(DASHBOARD_POLL_MS, () => {
+      pollDashboard().then(armDashboard, (e: unknown) => {
+        log.warn({ err: e }, "dashboard state not read");
+        armDashboard();
+      });
+    });
+  };
+  // A new dashboard gets the state as it is now (the others get it at the next poll).
+  dashboards.on("connection", (socket) => {
+    deps.redis.get(keys.dashboard).then(
+      (raw) => {
+        const s = dashboardState(raw);
+        if (s) socket.emit("dashboard:state", s);
+      },
+      (e: unknown) => log.warn({ err: e }, "dashboard state not read"),
+    );
+  });
+
+  // Exports from the last checkpoint (what the leader committed); decoded per request (a human clicks it).
+  const spec = modelSpec(deps.config.preset, deps.config.experts);
+  const lastCheckpoint = async (): Promise<Exportable | null> => {
+    const raw = await deps.redis.getBuffer(keys.checkpoint);
+    if (!raw) return null;
+    const cp = decodeCheckpoint(new Uint8Array(raw.buffer, raw.byteOffset, raw.byteLength));
+    const restored = cp.ok ? restoreCheckpoint(cp.value, deps.config) : cp;
+    if (!restored.ok) throw new Error(restored.error.message);
+    return { snapshot: restored.value.initial, spec };
+  };
+  const exportRoute =
+    (send: (f: Exportable, res: express.Response) => void): express.RequestHandler =>
+    (_req, res, next) => {
+      lastCheckpoint().then((f) => {
+        if (f) send(f, res);
+        else res.status(404).json({ ok: false, error: { code: "INVALID_PAYLOAD", message: "no checkpoint yet" } });
+      }, next);
+    };
+
   web.disable("x-powered-by");
   web.use("/api", (req, res, next) => {
     if (originAllowed(req.get("origin"))) return next();
@@ -103,6 +175,18 @@ export function createEdgeApp(deps: EdgeAppDeps): EdgeApp {
       res.json({ edge: edge.id, clients: edge.clients, currentRound: edge.roundOpen, cluster });
     }, next);
   });
+  web.get(
+    "/api/export/model.json",
+    exportRoute((f, res) => res.attachment("model.json").json(modelJson(f))),
+  );
+  web.get(
+    "/api/export/weights.bin",
+    exportRoute((f, res) => res.attachment("weights.bin").type("application/octet-stream").send(weightsBin(f))),
+  );
+  web.get(
+    "/api/export/rounds.csv",
+    exportRoute((f, res) => res.attachment("rounds.csv").type("text/csv").send(roundsCsv(f))),
+  );
   web.get("/api/shard/:token", (req, res, next) => {
     edge.shardOf(req.params.token).then((shard) => {
       if (shard === undefined) {
@@ -126,9 +210,18 @@ export function createEdgeApp(deps: EdgeAppDeps): EdgeApp {
     listen: (port, host) =>
       new Promise((resolve, reject) => {
         http.once("error", reject);
-        http.listen(port, host, () => resolve((http.address() as AddressInfo).port));
+        http.listen(port, host, () => {
+          const bound = (http.address() as AddressInfo).port;
+          listenUrl = `http://${host ?? "localhost"}:${bound}/`;
+          dashboardPoll?.cancel();
+          void pollDashboard().catch(() => undefined);
+          armDashboard();
+          resolve(bound);
+        });
       }),
     close: async () => {
+      closed = true;
+      dashboardPoll?.cancel();
       await edge.stop();
       await io.close();
       if (http.listening) await new Promise<void>((r) => http.close(() => r()));

@@ -18,6 +18,8 @@ import {
   planRound,
   settleRound,
   type ClientReport,
+  type DashboardClient,
+  type DashboardState,
   type RoundPartial,
   type RoundPlan,
 } from "@flexmoe/core";
@@ -25,6 +27,7 @@ import { modelLayout, modelSpec, type ModelSpec } from "@flexmoe/model/spec";
 import { STATUS_ROUNDS } from "../app.ts";
 import type { Clock, TimerHandle } from "../clock.ts";
 import type { ResolvedConfig } from "../config.ts";
+import { dashboardView } from "../dashboard/state.ts";
 import { engineConfigOf, freshState, summaryOf, type FederationState, type RoundRecord } from "../federation.ts";
 import type { Logger } from "../logger.ts";
 import { checkpointOf, decodeCheckpoint, encodeCheckpoint, restoreCheckpoint } from "../store/checkpoint.ts";
@@ -383,6 +386,65 @@ export class Leader {
       })),
     };
     await this.deps.redis.set(this.bus.keys.status, JSON.stringify(status));
+    await this.deps.redis.set(this.bus.keys.dashboard, JSON.stringify(await this.dashboard(s)));
+  }
+
+  /**
+   * The dashboard of the run as the leader knows it: no client registry here (identities live on the
+   * edges), so the clients are the ready ones, the open round's and the last round's participants.
+   */
+  private async dashboard(s: FederationState): Promise<DashboardState> {
+    const cfg = this.deps.config;
+    const ready = new Map<string, number>();
+    for (const [id, v] of Object.entries(await this.deps.redis.hgetall(this.bus.keys.ready))) {
+      let entry;
+      try {
+        entry = readyEntrySchema.safeParse(JSON.parse(v));
+      } catch {
+        entry = null;
+      }
+      if (entry?.success) ready.set(id, entry.data.capacity);
+    }
+    const plan = this.open?.plan;
+    const openAssignment = plan ? Object.fromEntries(plan.participants.map((id, i) => [id, plan.experts[i] ?? []])) : null;
+    const recent = s.history.slice(-STATUS_ROUNDS);
+    const lastRound = new Map<string, number>();
+    for (const h of recent) for (const id of Object.keys(h.assigned)) lastRound.set(id, h.round);
+    const ids = [...new Set([...ready.keys(), ...Object.keys(openAssignment ?? {}), ...Object.keys(recent.at(-1)?.assigned ?? {})])].sort(
+      compareClientIds,
+    );
+    const clients: DashboardClient[] = ids.map((id) => {
+      const experts = openAssignment?.[id] ?? recent.at(-1)?.assigned[id] ?? [];
+      return {
+        id,
+        label: null,
+        backend: "",
+        capacity: ready.get(id) ?? experts.length,
+        experts: [...experts],
+        online: ready.has(id) || openAssignment?.[id] !== undefined,
+        ready: ready.has(id),
+        lastRound: lastRound.get(id) ?? 0,
+        accuracy: null,
+      };
+    });
+    return dashboardView(
+      {
+        runId: s.runId,
+        phase: this.open ? "training" : cfg.rounds > 0 && s.round >= cfg.rounds ? "finished" : "waiting",
+        round: s.round,
+        currentRound: plan?.round ?? null,
+        rounds: cfg.rounds,
+        strategy: cfg.strategy,
+        experts: this.spec.experts,
+        minClients: cfg.minClients,
+        clients,
+        view: (c) => c,
+        history: s.history,
+        fitness: s.fitness,
+        openAssignment,
+      },
+      [],
+    );
   }
 
   /** Writes the checkpoint while this leader's epoch is current; false (and stops) when it is not. */
