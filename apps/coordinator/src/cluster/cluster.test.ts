@@ -54,13 +54,21 @@ describe("cluster: one leader, two edges, real Redis", () => {
   });
 
   /** A leader and two edges on a fresh prefix; close() stops them all. */
-  async function startCluster(over: CoordinatorConfig = {}) {
+  async function startCluster(over: CoordinatorConfig = {}, pruneSweepMs?: number) {
     const config = resolveConfig({ ...base, ...over });
     const prefix = `t${randomBytes(4).toString("hex")}`;
     const shards = () =>
       new ShardStore(syntheticData(200), { shards: 4, partition: config.partition, testFraction: 0.2, maxSamples: 0 }, 7);
     const conns = Array.from({ length: 7 }, (_, i) => connectRedis(redis.url, `test-${i}`));
-    const leader = new Leader({ config, clock: systemClock, logger: silentLogger, redis: conns[0]!, blocking: conns[1]!, prefix });
+    const leader = new Leader({
+      config,
+      clock: systemClock,
+      logger: silentLogger,
+      redis: conns[0]!,
+      blocking: conns[1]!,
+      prefix,
+      ...(pruneSweepMs !== undefined && { pruneSweepMs }),
+    });
     await leader.start();
     const edges: EdgeApp[] = [0, 1].map((i) =>
       createEdgeApp({
@@ -85,6 +93,8 @@ describe("cluster: one leader, two edges, real Redis", () => {
       config,
       leader,
       urls,
+      redis: conns[0]!,
+      prefix,
       close: async () => {
         await leader.stop();
         for (const e of edges) await e.close();
@@ -191,6 +201,29 @@ describe("cluster: one leader, two edges, real Redis", () => {
       expect(after.ok ? null : after.error.code).toBe("UNKNOWN_TOKEN");
       // A token never issued is unknown on every edge.
       expect((await on(0).joinOnly("not-a-token")).ok).toBe(false);
+    } finally {
+      for (const c of clients) c.close();
+      await cluster.close();
+    }
+  }, 30_000);
+
+  it("forgets an identity --prune-after its last activity: its token, its Q row", async () => {
+    const cluster = await startCluster({ minClients: 1, rounds: 1, pruneAfterSec: 1 }, 50);
+    const clients: SyntheticClient[] = [];
+    try {
+      const c = new SyntheticClient({ url: cluster.urls[0]!, capacity: 2 });
+      clients.push(c);
+      const joined = await c.join();
+      await until(() => cluster.leader.round >= 1, 10_000, "one round");
+      expect(cluster.leader.snapshot!.fitness.has(joined.clientId)).toBe(true);
+      c.close();
+      // A second after its last join or ready the identity expires; the next sweep drops the rest.
+      await until(() => cluster.leader.snapshot!.fitness.has(joined.clientId) === false, 10_000, "the Q row to be forgotten");
+      expect(await cluster.redis.hlen(`${cluster.prefix}:tokens`)).toBe(0);
+      const back = new SyntheticClient({ url: cluster.urls[1]!, capacity: 2, autoSubmit: false });
+      clients.push(back);
+      const res = await back.joinOnly(joined.token);
+      expect(res.ok ? null : res.error.code).toBe("UNKNOWN_TOKEN");
     } finally {
       for (const c of clients) c.close();
       await cluster.close();

@@ -91,6 +91,10 @@ const ROTATE = `
 local id = redis.call('HGET', KEYS[1], ARGV[2])
 if not id then return {'unknown'} end
 local k = ARGV[1] .. ':ident:' .. id
+if redis.call('EXISTS', k) == 0 then
+  redis.call('HDEL', KEYS[1], ARGV[2])
+  return {'unknown'}
+end
 local cur = redis.call('HGET', k, 'token')
 local prev = redis.call('HGET', k, 'prev')
 local confirmed = redis.call('HGET', k, 'confirmed')
@@ -103,6 +107,7 @@ if prev and prev ~= '' and prev ~= ARGV[2] then redis.call('HDEL', KEYS[1], prev
 if cur and cur ~= ARGV[2] then redis.call('HDEL', KEYS[1], cur) end
 redis.call('HSET', KEYS[1], ARGV[3], id)
 redis.call('HSET', k, 'token', ARGV[3], 'prev', ARGV[2], 'confirmed', '0')
+if tonumber(ARGV[4]) > 0 then redis.call('PEXPIRE', k, ARGV[4]) end
 return {'joined', id, redis.call('HGET', k, 'shard')}
 `;
 
@@ -193,7 +198,11 @@ export class Edge implements ClientEndpoint {
     let shard: number;
     if (req.token !== undefined) {
       // One script: two concurrent rejoins with one token cannot both rotate it.
-      const res = (await r.eval(ROTATE, 1, k.tokens, this.deps.prefix, req.token, token)) as [string, string?, string?];
+      const res = (await r.eval(ROTATE, 1, k.tokens, this.deps.prefix, req.token, token, this.deps.config.pruneAfterMs)) as [
+        string,
+        string?,
+        string?,
+      ];
       if (res[0] === "unknown")
         return protocolError(ErrorCode.UNKNOWN_TOKEN, "token not issued by this cluster (or forgotten); join without one");
       id = res[1] as string;
@@ -216,6 +225,7 @@ export class Edge implements ClientEndpoint {
       id = `c${n}`;
       shard = (n - 1) % this.deps.config.shards;
       await r.hset(k.ident(id), "token", token, "prev", "", "confirmed", "0", "shard", String(shard));
+      await this.touch(id);
       await r.hset(k.tokens, token, id);
     }
     const mine = `${this.deps.id} ${session}`;
@@ -245,6 +255,15 @@ export class Edge implements ClientEndpoint {
     };
   }
 
+  /**
+   * An identity is forgotten --prune-after its last join or ready (its Redis hash expires; the
+   * leader then drops its token entries and Q row). 0 keeps identities forever.
+   */
+  private async touch(clientId: string): Promise<void> {
+    const ttl = this.deps.config.pruneAfterMs;
+    if (ttl > 0) await this.deps.redis.pexpire(this.bus.keys.ident(clientId), ttl);
+  }
+
   /** Shard of a token's client (any edge's token), or undefined. */
   async shardOf(token: string): Promise<number | undefined> {
     const id = await this.deps.redis.hget(this.bus.keys.tokens, token);
@@ -259,6 +278,7 @@ export class Edge implements ClientEndpoint {
     c.ready = ready;
     const k = this.bus.keys;
     await this.confirm(clientId, c);
+    await this.touch(clientId);
     if (ready) {
       await this.deps.redis.hset(k.ready, clientId, JSON.stringify({ edge: this.deps.id, capacity: c.capacity }));
       await this.bus.publish(k.up, { type: "ready", edge: this.deps.id });

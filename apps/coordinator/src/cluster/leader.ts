@@ -15,6 +15,7 @@ import {
   compareClientIds,
   decodePartial,
   encodeTensors,
+  forgetClients,
   planRound,
   settleRound,
   type ClientReport,
@@ -35,6 +36,9 @@ import { Bus, StreamReader, newId } from "./bus.ts";
 import { readyEntrySchema, upMessageSchema, type PartialMessage, type RoundOpen, type UpMessage } from "./messages.ts";
 import type { Redis } from "ioredis";
 
+/** How often the leader looks for expired identities (between rounds). */
+export const PRUNE_SWEEP_MS = 60_000;
+
 export interface LeaderDeps {
   config: ResolvedConfig;
   clock: Clock;
@@ -51,6 +55,8 @@ export interface LeaderDeps {
   /** The lease went to another holder (or the epoch moved on): this leader must stop. */
   onLost?: (why: string) => void;
   newToken?: () => string;
+  /** How often expired identities are looked for. @default PRUNE_SWEEP_MS */
+  pruneSweepMs?: number;
 }
 
 interface OpenRound {
@@ -77,6 +83,7 @@ export class Leader {
   private poll: ReturnType<typeof setInterval> | null = null;
   private reader: StreamReader<typeof upMessageSchema> | null = null;
   private busy = false;
+  private lastSweep = 0;
   private again = false;
   private stopped = false;
 
@@ -209,6 +216,7 @@ export class Leader {
       if (waiting.length === 0) await this.close("complete");
       return;
     }
+    await this.sweep(state);
     const cfg = this.deps.config;
     if (cfg.rounds > 0 && state.round >= cfg.rounds) return;
     const ready = await this.eligible();
@@ -217,6 +225,43 @@ export class Leader {
       this.gather = null;
       void this.openRound().catch((e: unknown) => this.log.error({ err: e }, "opening a round failed"));
     });
+  }
+
+  /**
+   * Between rounds, at most every `pruneSweepMs`: identities whose Redis hash expired (--prune-after
+   * after their last join or ready, set by the edges) lose their token entries and their Q rows and
+   * streaks, committed like a round (fenced by the epoch).
+   */
+  private async sweep(state: FederationState): Promise<void> {
+    const now = this.deps.clock.now();
+    if (!(this.deps.config.pruneAfterMs > 0) || now - this.lastSweep < (this.deps.pruneSweepMs ?? PRUNE_SWEEP_MS)) return;
+    this.lastSweep = now;
+    const k = this.bus.keys;
+    const r = this.deps.redis;
+    const missing = async (ids: readonly string[]): Promise<Set<string>> => {
+      const out = new Set<string>();
+      for (let i = 0; i < ids.length; i += 1000) {
+        const chunk = ids.slice(i, i + 1000);
+        const alive = await Promise.all(chunk.map((id) => r.exists(k.ident(id))));
+        chunk.forEach((id, j) => alive[j] === 0 && out.add(id));
+      }
+      return out;
+    };
+    let cursor = "0";
+    let tokens = 0;
+    do {
+      const [next, flat] = await r.hscan(k.tokens, cursor, "COUNT", 1000);
+      cursor = next;
+      const pairs: [string, string][] = [];
+      for (let i = 0; i + 1 < flat.length; i += 2) pairs.push([flat[i] as string, flat[i + 1] as string]);
+      const gone = await missing([...new Set(pairs.map(([, id]) => id))]);
+      const stale = pairs.filter(([, id]) => gone.has(id)).map(([t]) => t);
+      if (stale.length > 0) await r.hdel(k.tokens, ...stale);
+      tokens += stale.length;
+    } while (cursor !== "0");
+    const forgotten = [...(await missing(state.fitness.clientIds()))];
+    if (tokens > 0 || forgotten.length > 0) this.log.info({ tokens, clients: forgotten.length }, "expired identities pruned");
+    if (forgotten.length > 0) await this.commit({ ...forgetClients(state, forgotten), runId: state.runId, history: state.history });
   }
 
   /** Ready clients on edges whose heartbeat is alive; entries of dead edges are removed. */
