@@ -11,6 +11,7 @@ import { fileURLToPath } from "node:url";
 import { chromium, expect, test, type Browser, type Page, type TestInfo } from "@playwright/test";
 import { BASE_ARGS, CHROMIUM } from "../playwright.config.ts";
 import { startCoordinator, type RunningCoordinator } from "../support/coordinator.ts";
+import { draw, ONE, SEVEN } from "../support/pad.ts";
 
 const DOCS = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../../docs/screenshots");
 
@@ -51,27 +52,6 @@ async function shot(page: Page, info: TestInfo, name: string): Promise<void> {
     copyFileSync(file, path.join(DOCS, name));
   }
 }
-
-/** Draw a stroke through `points` (fractions of the pad) with the mouse. */
-async function draw(page: Page, points: [number, number][]): Promise<void> {
-  const box = (await page.locator("#pad").boundingBox())!;
-  const at = ([fx, fy]: [number, number]) => [box.x + fx * box.width, box.y + fy * box.height] as const;
-  await page.mouse.move(...at(points[0]!));
-  await page.mouse.down();
-  for (const p of points.slice(1)) await page.mouse.move(...at(p), { steps: 6 });
-  await page.mouse.up();
-}
-
-const ONE: [number, number][] = [
-  [0.45, 0.2],
-  [0.55, 0.15],
-  [0.55, 0.85],
-];
-const SEVEN: [number, number][] = [
-  [0.25, 0.2],
-  [0.75, 0.2],
-  [0.45, 0.85],
-];
 
 test("volunteers join, the phone draws and predicts, the dashboard shows two rounds", async ({ browserName: _ }, info) => {
   const phoneCtx = await browser.newContext({ viewport: { width: 360, height: 640 }, deviceScaleFactor: 2 });
