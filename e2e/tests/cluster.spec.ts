@@ -1,7 +1,8 @@
 /**
  * The scaled-out coordinator with real browsers: a real redis-server on loopback, `flexmoe leader`,
  * two `flexmoe edge`s, and two Chromium pages, one opened on each edge, that only open the URL.
- * Three rounds complete with both pages in every one (the leader combines the edges' partials).
+ * Three rounds complete with both pages in every one (the leader combines the edges' partials), and
+ * the read-only dashboard on an edge charts them.
  */
 import { chromium, expect, test, type Browser, type Page } from "@playwright/test";
 import { Redis } from "ioredis";
@@ -70,6 +71,14 @@ test("pages on two edges complete three rounds led by one leader", async () => {
     const closes = log.split("\n").filter((l) => l.includes('"msg":"round closed"'));
     expect(closes).toHaveLength(3);
     for (const l of closes) expect(JSON.parse(l)).toMatchObject({ participants: 2, edges: 2 });
+    // Any edge's dashboard shows the leader's run (read-only: no admin token in cluster mode).
+    const dash = await (await browser.newContext()).newPage();
+    dash.on("pageerror", (e) => console.log(`[dashboard] ${e.message}`));
+    await dash.goto(`${urls[1]}dashboard`);
+    await expect(dash.locator("body")).toHaveAttribute("data-round", "3");
+    await expect(dash.locator("#chart-accuracy")).toHaveAttribute("data-points", "3");
+    await expect(dash.locator("#phase")).toHaveText("finished");
+    await expect(dash.locator("#qr")).toHaveAttribute("data-url", urls[1]!);
   } finally {
     kv.disconnect();
   }
