@@ -230,7 +230,8 @@ export function resolveConfig(c: CoordinatorConfig = {}): ResolvedConfig {
     maxHold: int("max-hold", c.maxHold ?? DEFAULT_MAX_HOLD, 0, 1_000_000),
     zeroUsage: oneOf("zero-usage", c.zeroUsage ?? DEFAULT_ZERO_USAGE, ZERO_USAGE_RULES),
     qDecay: num("q-decay", c.qDecay ?? DEFAULT_Q_DECAY, 0, 1),
-    pruneAfterMs: num("prune-after", c.pruneAfterSec ?? 3600, 0, 10 * 365 * 86_400) * 1000,
+    // Whole milliseconds: Redis's PEXPIRE (the cluster's identity expiry) takes integers only.
+    pruneAfterMs: Math.round(num("prune-after", c.pruneAfterSec ?? 3600, 0, 10 * 365 * 86_400) * 1000),
     rateLimit: Object.freeze({
       burst: int("rate-burst", c.rateLimit?.burst ?? 40, 1, 1_000_000),
       perSec: num("rate-per-sec", c.rateLimit?.perSec ?? 20, 0.001, 1_000_000),

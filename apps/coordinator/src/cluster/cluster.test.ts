@@ -207,8 +207,8 @@ describe("cluster: one leader, two edges, real Redis", () => {
     }
   }, 30_000);
 
-  it("forgets an identity --prune-after its last activity: its token, its Q row", async () => {
-    const cluster = await startCluster({ minClients: 1, rounds: 1, pruneAfterSec: 1 }, 50);
+  it("forgets an identity --prune-after its client left: its token, its Q row", async () => {
+    const cluster = await startCluster({ minClients: 1, rounds: 1, pruneAfterSec: 3 }, 50);
     const clients: SyntheticClient[] = [];
     try {
       const c = new SyntheticClient({ url: cluster.urls[0]!, capacity: 2 });
@@ -216,8 +216,11 @@ describe("cluster: one leader, two edges, real Redis", () => {
       const joined = await c.join();
       await until(() => cluster.leader.round >= 1, 10_000, "one round");
       expect(cluster.leader.snapshot!.fitness.has(joined.clientId)).toBe(true);
+      // Connected, it is kept past --prune-after (its edge pushes the expiry back) ...
+      await new Promise((r) => setTimeout(r, 3_500));
+      expect(cluster.leader.snapshot!.fitness.has(joined.clientId)).toBe(true);
       c.close();
-      // A second after its last join or ready the identity expires; the next sweep drops the rest.
+      // ... and forgotten that long after it left: the identity expires, the next sweep drops the rest.
       await until(() => cluster.leader.snapshot!.fitness.has(joined.clientId) === false, 10_000, "the Q row to be forgotten");
       expect(await cluster.redis.hlen(`${cluster.prefix}:tokens`)).toBe(0);
       const back = new SyntheticClient({ url: cluster.urls[1]!, capacity: 2, autoSubmit: false });

@@ -153,10 +153,12 @@ export function createEdgeApp(deps: EdgeAppDeps): EdgeApp {
   const exportRoute =
     (send: (f: Exportable, res: express.Response) => void): express.RequestHandler =>
     (_req, res, next) => {
-      lastCheckpoint().then((f) => {
-        if (f) send(f, res);
-        else res.status(404).json({ ok: false, error: { code: "INVALID_PAYLOAD", message: "no checkpoint yet" } });
-      }, next);
+      lastCheckpoint()
+        .then((f) => {
+          if (f) send(f, res);
+          else res.status(404).json({ ok: false, error: { code: "INVALID_PAYLOAD", message: "no checkpoint yet" } });
+        })
+        .catch(next);
     };
 
   web.disable("x-powered-by");
@@ -165,15 +167,18 @@ export function createEdgeApp(deps: EdgeAppDeps): EdgeApp {
     res.status(403).json({ ok: false, error: { code: "UNAUTHORIZED", message: "origin not allowed" } });
   });
   web.get("/api/status", (_req, res, next) => {
-    deps.redis.get(clusterKeys(deps.prefix).status).then((raw) => {
-      let cluster: unknown = null;
-      try {
-        cluster = raw ? JSON.parse(raw) : null;
-      } catch {
-        cluster = null;
-      }
-      res.json({ edge: edge.id, clients: edge.clients, currentRound: edge.roundOpen, cluster });
-    }, next);
+    deps.redis
+      .get(clusterKeys(deps.prefix).status)
+      .then((raw) => {
+        let cluster: unknown = null;
+        try {
+          cluster = raw ? JSON.parse(raw) : null;
+        } catch {
+          cluster = null;
+        }
+        res.json({ edge: edge.id, clients: edge.clients, currentRound: edge.roundOpen, cluster });
+      })
+      .catch(next);
   });
   web.get(
     "/api/export/model.json",
@@ -188,16 +193,19 @@ export function createEdgeApp(deps: EdgeAppDeps): EdgeApp {
     exportRoute((f, res) => res.attachment("rounds.csv").type("text/csv").send(roundsCsv(f))),
   );
   web.get("/api/shard/:token", (req, res, next) => {
-    edge.shardOf(req.params.token).then((shard) => {
-      if (shard === undefined) {
-        res.status(404).json({ error: { code: "UNKNOWN_TOKEN", message: "unknown token" } });
-        return;
-      }
-      res.type("application/octet-stream").vary("Accept-Encoding");
-      const gz = req.acceptsEncodings("gzip") === "gzip" ? deps.shards.gzipped(shard) : null;
-      if (gz) res.set("Content-Encoding", "gzip").send(Buffer.from(gz));
-      else res.send(Buffer.from(deps.shards.bytes(shard)));
-    }, next);
+    edge
+      .shardOf(req.params.token)
+      .then((shard) => {
+        if (shard === undefined) {
+          res.status(404).json({ error: { code: "UNKNOWN_TOKEN", message: "unknown token" } });
+          return;
+        }
+        res.type("application/octet-stream").vary("Accept-Encoding");
+        const gz = req.acceptsEncodings("gzip") === "gzip" ? deps.shards.gzipped(shard) : null;
+        if (gz) res.set("Content-Encoding", "gzip").send(Buffer.from(gz));
+        else res.send(Buffer.from(deps.shards.bytes(shard)));
+      })
+      .catch(next);
   });
   if (deps.webRoot && existsSync(path.join(deps.webRoot, "index.html"))) web.use(staticPage(deps.webRoot));
   web.use((req, res) => {
@@ -212,7 +220,9 @@ export function createEdgeApp(deps: EdgeAppDeps): EdgeApp {
         http.once("error", reject);
         http.listen(port, host, () => {
           const bound = (http.address() as AddressInfo).port;
-          listenUrl = `http://${host ?? "localhost"}:${bound}/`;
+          // A wildcard address is not one a browser can open; an IPv6 literal needs brackets.
+          const shown = host === undefined || host === "0.0.0.0" || host === "::" ? "localhost" : host.includes(":") ? `[${host}]` : host;
+          listenUrl = `http://${shown}:${bound}/`;
           dashboardPoll?.cancel();
           void pollDashboard().catch(() => undefined);
           armDashboard();

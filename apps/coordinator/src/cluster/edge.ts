@@ -85,7 +85,8 @@ interface LocalRound {
  * Rotation with reuse detection, as the one-process registry does it (docs/protocol.md "Identity"):
  * the presented token becomes the previous one and a new one is current; a previous token presented
  * after its successor was used revokes the identity (both tokens go). Answers {"unknown"},
- * {"joined", id, shard} or {"reused", id}. KEYS[1] the token hash; ARGV prefix, token, new token.
+ * {"joined", id, shard} or {"reused", id}. KEYS[1] the token hash; ARGV prefix, token, new token,
+ * the identity's expiry in ms (0 = none). A token of an expired identity is unknown (and dropped).
  */
 const ROTATE = `
 local id = redis.call('HGET', KEYS[1], ARGV[2])
@@ -111,6 +112,8 @@ if tonumber(ARGV[4]) > 0 then redis.call('PEXPIRE', k, ARGV[4]) end
 return {'joined', id, redis.call('HGET', k, 'shard')}
 `;
 
+const CONFIRM = `if redis.call('EXISTS', KEYS[1]) == 1 then redis.call('HSET', KEYS[1], 'confirmed', '1') end return 1`;
+
 const LEAVE = `if redis.call('HGET', KEYS[1], ARGV[1]) == ARGV[2] then redis.call('HDEL', KEYS[1], ARGV[1]) redis.call('HDEL', KEYS[2], ARGV[1]) return 1 else return 0 end`;
 
 export class Edge implements ClientEndpoint {
@@ -125,6 +128,7 @@ export class Edge implements ClientEndpoint {
   private reader: StreamReader<typeof ctlMessageSchema> | null = null;
   private beat: ReturnType<typeof setInterval> | null = null;
   private stopped = false;
+  private lastTouch = 0;
 
   constructor(private readonly deps: EdgeDeps) {
     this.bus = new Bus(deps.redis, deps.prefix);
@@ -170,7 +174,17 @@ export class Edge implements ClientEndpoint {
   }
 
   private async heartbeat(periodMs: number): Promise<void> {
-    await this.deps.redis.set(this.bus.keys.edge(this.deps.id), String(this.deps.clock.now()), "PX", 3 * periodMs);
+    const now = this.deps.clock.now();
+    await this.deps.redis.set(this.bus.keys.edge(this.deps.id), String(now), "PX", 3 * periodMs);
+    // A connected client is never pruned (as in serve): its identity's expiry is pushed back well
+    // before it runs out, and counts down from its leave (or from this edge's death).
+    const ttl = this.deps.config.pruneAfterMs;
+    if (ttl > 0 && this.local.size > 0 && now - this.lastTouch >= Math.min(60_000, ttl / 3)) {
+      this.lastTouch = now;
+      const p = this.deps.redis.pipeline();
+      for (const id of this.local.keys()) p.pexpire(this.bus.keys.ident(id), ttl);
+      await p.exec();
+    }
   }
 
   private async readRun(): Promise<void> {
@@ -290,7 +304,8 @@ export class Edge implements ClientEndpoint {
   private async confirm(clientId: string, c: LocalClient): Promise<void> {
     if (c.confirmed) return;
     c.confirmed = true;
-    await this.deps.redis.hset(this.bus.keys.ident(clientId), "confirmed", "1");
+    // Only on a live identity: an expired one must stay gone, not come back as a stub.
+    await this.deps.redis.eval(CONFIRM, 1, this.bus.keys.ident(clientId));
   }
 
   leave(clientId: string, session?: string): void {
@@ -301,6 +316,7 @@ export class Edge implements ClientEndpoint {
     void this.deps.redis
       .eval(LEAVE, 2, k.session, k.ready, clientId, `${this.deps.id} ${c.session}`)
       .catch((e: unknown) => this.log.warn({ err: e }, "leave not recorded"));
+    void this.touch(clientId).catch((e: unknown) => this.log.warn({ err: e }, "identity expiry not set"));
     this.log.info({ client: clientId }, "client left");
     const live = this.live;
     if (live && !live.flushed && live.awaiting.delete(clientId) && live.awaiting.size === 0) void this.flush(live);

@@ -38,6 +38,8 @@ import type { Redis } from "ioredis";
 
 /** How often the leader looks for expired identities (between rounds). */
 export const PRUNE_SWEEP_MS = 60_000;
+/** Token entries and Q rows one sweep looks at (the rest wait for the next sweeps). */
+export const PRUNE_BATCH = 1000;
 
 export interface LeaderDeps {
   config: ResolvedConfig;
@@ -84,6 +86,8 @@ export class Leader {
   private reader: StreamReader<typeof upMessageSchema> | null = null;
   private busy = false;
   private lastSweep = 0;
+  private tokenCursor = "0";
+  private qOffset = 0;
   private again = false;
   private stopped = false;
 
@@ -229,8 +233,9 @@ export class Leader {
 
   /**
    * Between rounds, at most every `pruneSweepMs`: identities whose Redis hash expired (--prune-after
-   * after their last join or ready, set by the edges) lose their token entries and their Q rows and
-   * streaks, committed like a round (fenced by the epoch).
+   * after their client left, set by the edges) lose their token entries and their Q rows and streaks,
+   * committed like a round (fenced by the epoch). Bounded work per sweep: one page of the token hash
+   * and PRUNE_BATCH Q rows, each resumed where the last sweep stopped.
    */
   private async sweep(state: FederationState): Promise<void> {
     const now = this.deps.clock.now();
@@ -239,29 +244,29 @@ export class Leader {
     const k = this.bus.keys;
     const r = this.deps.redis;
     const missing = async (ids: readonly string[]): Promise<Set<string>> => {
-      const out = new Set<string>();
-      for (let i = 0; i < ids.length; i += 1000) {
-        const chunk = ids.slice(i, i + 1000);
-        const alive = await Promise.all(chunk.map((id) => r.exists(k.ident(id))));
-        chunk.forEach((id, j) => alive[j] === 0 && out.add(id));
-      }
-      return out;
+      if (ids.length === 0) return new Set();
+      const p = r.pipeline();
+      for (const id of ids) p.exists(k.ident(id));
+      const alive = (await p.exec()) ?? [];
+      return new Set(ids.filter((_, j) => alive[j]?.[1] === 0));
     };
-    let cursor = "0";
-    let tokens = 0;
-    do {
-      const [next, flat] = await r.hscan(k.tokens, cursor, "COUNT", 1000);
-      cursor = next;
-      const pairs: [string, string][] = [];
-      for (let i = 0; i + 1 < flat.length; i += 2) pairs.push([flat[i] as string, flat[i + 1] as string]);
-      const gone = await missing([...new Set(pairs.map(([, id]) => id))]);
-      const stale = pairs.filter(([, id]) => gone.has(id)).map(([t]) => t);
-      if (stale.length > 0) await r.hdel(k.tokens, ...stale);
-      tokens += stale.length;
-    } while (cursor !== "0");
-    const forgotten = [...(await missing(state.fitness.clientIds()))];
-    if (tokens > 0 || forgotten.length > 0) this.log.info({ tokens, clients: forgotten.length }, "expired identities pruned");
-    if (forgotten.length > 0) await this.commit({ ...forgetClients(state, forgotten), runId: state.runId, history: state.history });
+    const [next, flat] = await r.hscan(k.tokens, this.tokenCursor, "COUNT", PRUNE_BATCH);
+    this.tokenCursor = next;
+    const pairs: [string, string][] = [];
+    for (let i = 0; i + 1 < flat.length; i += 2) pairs.push([flat[i] as string, flat[i + 1] as string]);
+    const goneTokens = await missing([...new Set(pairs.map(([, id]) => id))]);
+    const stale = pairs.filter(([, id]) => goneTokens.has(id)).map(([t]) => t);
+    if (stale.length > 0) await r.hdel(k.tokens, ...stale);
+    const ids = state.fitness.clientIds();
+    if (this.qOffset >= ids.length) this.qOffset = 0;
+    const batch = ids.slice(this.qOffset, this.qOffset + PRUNE_BATCH);
+    this.qOffset += batch.length;
+    const forgotten = [...(await missing(batch))];
+    if (stale.length > 0 || forgotten.length > 0)
+      this.log.info({ tokens: stale.length, clients: forgotten.length }, "expired identities pruned");
+    // A round that opened or closed meanwhile (its timers run outside step()) wins: retry next sweep.
+    if (forgotten.length === 0 || this.open || this.state !== state) return;
+    await this.commit({ ...forgetClients(state, forgotten), runId: state.runId, history: state.history });
   }
 
   /** Ready clients on edges whose heartbeat is alive; entries of dead edges are removed. */
@@ -498,7 +503,8 @@ export class Leader {
     if (await this.bus.fencedSet(this.bus.keys.checkpoint, this.epochValue, bytes)) {
       await this.deps.redis.set(this.bus.keys.run, JSON.stringify({ runId: state.runId, round: state.round }));
       this.state = state;
-      await this.publishStatus();
+      // The round is committed whatever happens to the operators' view of it.
+      await this.publishStatus().catch((e: unknown) => this.log.warn({ err: e }, "status not published"));
       return true;
     }
     this.lose("the epoch moved on (a newer leader)");

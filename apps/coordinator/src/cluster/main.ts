@@ -65,7 +65,15 @@ export async function runLeader(opts: ClusterOptions & { config: ResolvedConfig;
 
 /** Serves clients until a signal. Waits for the leader's config in Redis first. */
 export async function runEdge(
-  opts: ClusterOptions & { port: number; host?: string; id?: string; allowOrigins?: readonly string[]; limits?: Partial<NetLimits> },
+  opts: ClusterOptions & {
+    port: number;
+    host?: string;
+    id?: string;
+    allowOrigins?: readonly string[];
+    limits?: Partial<NetLimits>;
+    /** What the dashboard shows to join by (a load balancer's URL). */
+    publicUrl?: string;
+  },
 ): Promise<number> {
   const logger = pino({ level: opts.logLevel });
   const redis = connectRedis(opts.redis, "flexmoe-edge");
@@ -95,6 +103,7 @@ export async function runEdge(
     newToken: () => randomBytes(18).toString("base64url"),
     webRoot: path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../../../web-client/dist"),
     allowedOrigins: () => opts.allowOrigins ?? [],
+    ...(opts.publicUrl !== undefined && { joinUrls: () => [opts.publicUrl as string] }),
     limits: opts.limits ?? {},
   });
   await app.edge.start();

@@ -28,6 +28,8 @@ ${CLUSTER_FLAGS}
   --host <addr>           listen address (default all interfaces)
   --id <name>             edge id (default random)
   --allow-origin <url>    also accept browser pages from this origin (repeatable)
+  --public-url <url>      the URL volunteers join by (the load balancer's), shown on the dashboard
+                          (default this edge's own address)
   --max-conn-per-ip <n> --join-burst-per-ip <n> --join-rate-per-ip <x>   as for \`flexmoe serve\`
 `;
 
@@ -88,6 +90,7 @@ export async function runEdgeCommand(argv: string[]): Promise<number> {
         host: { type: "string" },
         id: { type: "string" },
         "allow-origin": { type: "string", multiple: true },
+        "public-url": { type: "string" },
         "max-conn-per-ip": { type: "string" },
         "join-burst-per-ip": { type: "string" },
         "join-rate-per-ip": { type: "string" },
@@ -101,6 +104,8 @@ export async function runEdgeCommand(argv: string[]): Promise<number> {
       return 0;
     }
     port = intFlag("port", values.port, 3000, 0, 65_535);
+    if (values["public-url"] !== undefined && !/^https?:\/\/[^\s/]+/.test(values["public-url"]))
+      throw new UsageError(`--public-url must be an http(s) URL, got ${values["public-url"]}`);
     limits = {
       ...(values["max-conn-per-ip"] !== undefined && {
         connectionsPerIp: intFlag("max-conn-per-ip", values["max-conn-per-ip"], 0, 1, 10_000_000),
@@ -124,6 +129,7 @@ export async function runEdgeCommand(argv: string[]): Promise<number> {
     ...(values.host !== undefined && { host: values.host }),
     ...(values.id !== undefined && { id: values.id }),
     allowOrigins: values["allow-origin"] ?? [],
+    ...(values["public-url"] !== undefined && { publicUrl: values["public-url"] }),
     limits,
   });
 }
