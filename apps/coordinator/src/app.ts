@@ -83,6 +83,19 @@ export interface App {
   close(): Promise<void>;
 }
 
+/** A client's shard (404 UNKNOWN_TOKEN for a token no one issued), the same in serve and on an edge. */
+export function sendShard(req: Request, res: Response, shards: ShardStore, shard: number | undefined): void {
+  if (shard === undefined) {
+    res.status(404).json({ error: { code: "UNKNOWN_TOKEN", message: "unknown token" } });
+    return;
+  }
+  // Gzipped where the client takes it (every browser does): a phone on a slow link waits on this.
+  res.type("application/octet-stream").vary("Accept-Encoding");
+  const gz = req.acceptsEncodings("gzip") === "gzip" ? shards.gzipped(shard) : null;
+  if (gz) res.set("Content-Encoding", "gzip").send(Buffer.from(gz));
+  else res.send(Buffer.from(shards.bytes(shard)));
+}
+
 export function createApp(deps: AppDeps): App {
   const log = deps.logger;
   const web = express();
@@ -198,18 +211,7 @@ export function createApp(deps: AppDeps): App {
   web.get("/api/export/rounds.csv", (_req, res) => {
     res.attachment("rounds.csv").type("text/csv").send(roundsCsv(federation));
   });
-  web.get("/api/shard/:token", (req, res) => {
-    const shard = federation.shardOf(req.params.token);
-    if (shard === undefined) {
-      res.status(404).json({ error: { code: "UNKNOWN_TOKEN", message: "unknown token" } });
-      return;
-    }
-    // Gzipped where the client takes it (every browser does): a phone on a slow link waits on this.
-    res.type("application/octet-stream").vary("Accept-Encoding");
-    const gz = req.acceptsEncodings("gzip") === "gzip" ? deps.shards.gzipped(shard) : null;
-    if (gz) res.set("Content-Encoding", "gzip").send(Buffer.from(gz));
-    else res.send(Buffer.from(deps.shards.bytes(shard)));
-  });
+  web.get("/api/shard/:token", (req, res) => sendShard(req, res, deps.shards, federation.shardOf(req.params.token)));
   web.use("/api", (req, res) => sendError(res, 404, ErrorCode.INVALID_PAYLOAD, `${req.method} ${req.path}: no such API route`));
   if (deps.webRoot && existsSync(path.join(deps.webRoot, "index.html"))) {
     web.use(staticPage(deps.webRoot));

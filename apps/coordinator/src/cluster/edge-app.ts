@@ -14,7 +14,7 @@ import { createAdapter } from "@socket.io/redis-streams-adapter";
 import type { ClientToServerEvents, DashboardState, ServerToClientEvents, SocketData } from "@flexmoe/core";
 import { modelSpec } from "@flexmoe/model/spec";
 import type { Redis } from "ioredis";
-import { maxFrameBytes } from "../app.ts";
+import { maxFrameBytes, sendShard } from "../app.ts";
 import type { TimerHandle } from "../clock.ts";
 import type { DashboardNamespace } from "../dashboard/hub.ts";
 import { modelJson, roundsCsv, weightsBin, type Exportable } from "../export.ts";
@@ -195,16 +195,7 @@ export function createEdgeApp(deps: EdgeAppDeps): EdgeApp {
   web.get("/api/shard/:token", (req, res, next) => {
     edge
       .shardOf(req.params.token)
-      .then((shard) => {
-        if (shard === undefined) {
-          res.status(404).json({ error: { code: "UNKNOWN_TOKEN", message: "unknown token" } });
-          return;
-        }
-        res.type("application/octet-stream").vary("Accept-Encoding");
-        const gz = req.acceptsEncodings("gzip") === "gzip" ? deps.shards.gzipped(shard) : null;
-        if (gz) res.set("Content-Encoding", "gzip").send(Buffer.from(gz));
-        else res.send(Buffer.from(deps.shards.bytes(shard)));
-      })
+      .then((shard) => sendShard(req, res, deps.shards, shard))
       .catch(next);
   });
   if (deps.webRoot && existsSync(path.join(deps.webRoot, "index.html"))) web.use(staticPage(deps.webRoot));
