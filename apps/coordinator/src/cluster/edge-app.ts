@@ -18,7 +18,7 @@ import { maxFrameBytes, sendShard } from "../app.ts";
 import type { TimerHandle } from "../clock.ts";
 import type { DashboardNamespace } from "../dashboard/hub.ts";
 import { modelJson, roundsCsv, weightsBin, type Exportable } from "../export.ts";
-import { decodeCheckpoint, restoreCheckpoint } from "../store/checkpoint.ts";
+import { restoreCheckpointBytes } from "../store/checkpoint.ts";
 import {
   addressOf,
   boundedParser,
@@ -145,9 +145,8 @@ export function createEdgeApp(deps: EdgeAppDeps): EdgeApp {
   const lastCheckpoint = async (): Promise<Exportable | null> => {
     const raw = await deps.redis.getBuffer(keys.checkpoint);
     if (!raw) return null;
-    const cp = decodeCheckpoint(new Uint8Array(raw.buffer, raw.byteOffset, raw.byteLength));
-    const restored = cp.ok ? restoreCheckpoint(cp.value, deps.config) : cp;
-    if (!restored.ok) throw new Error(restored.error.message);
+    const restored = restoreCheckpointBytes(new Uint8Array(raw.buffer, raw.byteOffset, raw.byteLength), deps.config);
+    if (!restored.ok) throw new Error(`cluster checkpoint: ${restored.error.message}`);
     return { snapshot: restored.value.initial, spec };
   };
   const exportRoute =
@@ -168,7 +167,7 @@ export function createEdgeApp(deps: EdgeAppDeps): EdgeApp {
   });
   web.get("/api/status", (_req, res, next) => {
     deps.redis
-      .get(clusterKeys(deps.prefix).status)
+      .get(keys.status)
       .then((raw) => {
         let cluster: unknown = null;
         try {

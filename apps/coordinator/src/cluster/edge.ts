@@ -270,8 +270,9 @@ export class Edge implements ClientEndpoint {
   }
 
   /**
-   * An identity is forgotten --prune-after its last join or ready (its Redis hash expires; the
-   * leader then drops its token entries and Q row). 0 keeps identities forever.
+   * Starts (at join and leave) the --prune-after countdown of an identity: its Redis hash expires
+   * and the leader then drops its token entries and Q row; while connected, heartbeat() keeps
+   * pushing it back. 0 keeps identities forever.
    */
   private async touch(clientId: string): Promise<void> {
     const ttl = this.deps.config.pruneAfterMs;
@@ -292,7 +293,6 @@ export class Edge implements ClientEndpoint {
     c.ready = ready;
     const k = this.bus.keys;
     await this.confirm(clientId, c);
-    await this.touch(clientId);
     if (ready) {
       await this.deps.redis.hset(k.ready, clientId, JSON.stringify({ edge: this.deps.id, capacity: c.capacity }));
       await this.bus.publish(k.up, { type: "ready", edge: this.deps.id });

@@ -31,7 +31,7 @@ import type { ResolvedConfig } from "../config.ts";
 import { dashboardView } from "../dashboard/state.ts";
 import { engineConfigOf, freshState, summaryOf, type FederationState, type RoundRecord } from "../federation.ts";
 import type { Logger } from "../logger.ts";
-import { checkpointOf, decodeCheckpoint, encodeCheckpoint, restoreCheckpoint } from "../store/checkpoint.ts";
+import { checkpointOf, encodeCheckpoint, restoreCheckpointBytes } from "../store/checkpoint.ts";
 import { Bus, StreamReader, newId } from "./bus.ts";
 import { readyEntrySchema, upMessageSchema, type PartialMessage, type RoundOpen, type UpMessage } from "./messages.ts";
 import type { Redis } from "ioredis";
@@ -123,8 +123,7 @@ export class Leader {
     await this.deps.redis.set(k.config, JSON.stringify(this.deps.config));
     const stored = await this.deps.redis.getBuffer(k.checkpoint);
     if (stored) {
-      const cp = decodeCheckpoint(new Uint8Array(stored.buffer, stored.byteOffset, stored.byteLength));
-      const restored = cp.ok ? restoreCheckpoint(cp.value, this.deps.config) : cp;
+      const restored = restoreCheckpointBytes(new Uint8Array(stored.buffer, stored.byteOffset, stored.byteLength), this.deps.config);
       if (!restored.ok) throw new Error(`cluster checkpoint: ${restored.error.message}`);
       this.state = restored.value.initial;
       await this.deps.redis.set(k.run, JSON.stringify({ runId: this.state.runId, round: this.state.round }));
@@ -269,21 +268,29 @@ export class Leader {
     await this.commit({ ...forgetClients(state, forgotten), runId: state.runId, history: state.history });
   }
 
-  /** Ready clients on edges whose heartbeat is alive; entries of dead edges are removed. */
-  private async eligible(): Promise<{ id: string; capacity: number; edge: string }[]> {
-    const k = this.bus.keys;
-    const raw = await this.deps.redis.hgetall(k.ready);
-    const out: { id: string; capacity: number; edge: string }[] = [];
-    for (const [id, v] of Object.entries(raw)) {
+  /** The ready hash, parsed: valid entries by client id, and the ids of entries that are not. */
+  private async readyEntries(): Promise<{ valid: Map<string, { capacity: number; edge: string }>; invalid: string[] }> {
+    const valid = new Map<string, { capacity: number; edge: string }>();
+    const invalid: string[] = [];
+    for (const [id, v] of Object.entries(await this.deps.redis.hgetall(this.bus.keys.ready))) {
       let entry;
       try {
         entry = readyEntrySchema.safeParse(JSON.parse(v));
       } catch {
         entry = null;
       }
-      if (entry?.success) out.push({ id, capacity: entry.data.capacity, edge: entry.data.edge });
-      else await this.deps.redis.hdel(k.ready, id);
+      if (entry?.success) valid.set(id, entry.data);
+      else invalid.push(id);
     }
+    return { valid, invalid };
+  }
+
+  /** Ready clients on edges whose heartbeat is alive; entries of dead edges are removed. */
+  private async eligible(): Promise<{ id: string; capacity: number; edge: string }[]> {
+    const k = this.bus.keys;
+    const { valid, invalid } = await this.readyEntries();
+    if (invalid.length > 0) await this.deps.redis.hdel(k.ready, ...invalid);
+    const out = [...valid].map(([id, e]) => ({ id, capacity: e.capacity, edge: e.edge }));
     const live = await this.liveEdges([...new Set(out.map((c) => c.edge))]);
     const dead = out.filter((c) => !live.has(c.edge));
     if (dead.length > 0) await this.deps.redis.hdel(k.ready, ...dead.map((c) => c.id));
@@ -445,16 +452,7 @@ export class Leader {
    */
   private async dashboard(s: FederationState): Promise<DashboardState> {
     const cfg = this.deps.config;
-    const ready = new Map<string, number>();
-    for (const [id, v] of Object.entries(await this.deps.redis.hgetall(this.bus.keys.ready))) {
-      let entry;
-      try {
-        entry = readyEntrySchema.safeParse(JSON.parse(v));
-      } catch {
-        entry = null;
-      }
-      if (entry?.success) ready.set(id, entry.data.capacity);
-    }
+    const ready = (await this.readyEntries()).valid;
     const plan = this.open?.plan;
     const openAssignment = plan ? Object.fromEntries(plan.participants.map((id, i) => [id, plan.experts[i] ?? []])) : null;
     const recent = s.history.slice(-STATUS_ROUNDS);
@@ -469,7 +467,7 @@ export class Leader {
         id,
         label: null,
         backend: "",
-        capacity: ready.get(id) ?? experts.length,
+        capacity: ready.get(id)?.capacity ?? experts.length,
         experts: [...experts],
         online: ready.has(id) || openAssignment?.[id] !== undefined,
         ready: ready.has(id),

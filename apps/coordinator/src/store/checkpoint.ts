@@ -237,6 +237,12 @@ export interface Restored {
 }
 
 /** Checks a checkpoint against this server's configuration and turns it into a Federation's starting state. */
+/** Checkpoint bytes (a cluster keeps them in Redis) decoded and restored against the live config. */
+export function restoreCheckpointBytes(bytes: Uint8Array, config: ResolvedConfig): Result<Restored, StoreError> {
+  const cp = decodeCheckpoint(bytes);
+  return cp.ok ? restoreCheckpoint(cp.value, config) : cp;
+}
+
 export function restoreCheckpoint(cp: Checkpoint, config: ResolvedConfig): Result<Restored, StoreError> {
   const stored = cp.meta.config as unknown as Record<string, unknown>;
   const current = config as unknown as Record<string, unknown>;
